@@ -1,0 +1,398 @@
+"""The speech engine: a loaded voice that batches, controls and streams synthesis.
+
+The ladder (after piper's ``voice.py``)::
+
+    Voice.load(files, device) → voice.frontend.process(text) → ids
+        → voice.prepare([SynthesisRequest, ...])   # text encoder, durations, prior
+        → voice.stream(batch)                      # flow + decoder window by window
+        → Iterator[AudioChunk]
+
+``prepare`` runs the cheap per-utterance work once over the whole batch;
+``stream`` runs the prior flow in two blocks (a prefix that covers the first
+chunk, then the rest) and the decoder on context-padded windows
+(``engine/chunking.py``), so each item's first audio comes out after one
+small decoder step, and every item's chunks join into exactly its whole decode.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from .chunking import ChunkSchedule, Window, decoder_context, flow_context, windows
+from .frontend import Frontend, FrontendResult
+from .loader import VoiceFiles, default_voice_files, load_vits
+from .nets.commons import sequence_mask
+from .nets.models import Vits
+
+__all__ = [
+    "AudioChunk",
+    "Batch",
+    "Precision",
+    "SynthesisParams",
+    "SynthesisRequest",
+    "Voice",
+]
+
+Precision = Literal["float32", "bfloat16", "float16"]
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SynthesisParams:
+    """Per-utterance controls of the VITS voice.
+
+    Raises:
+        ValueError: a value is outside its documented range.
+    """
+
+    length_scale: float = 1.0
+    """Speaking-time multiplier: 2.0 is half as fast. Range [0.25, 4]."""
+    noise_scale: float = 0.667
+    """Prior sampling temperature (liveliness of timbre). Range [0, 2]; 0 is deterministic."""
+    noise_w: float = 0.8
+    """Duration sampling temperature (rhythm variation). Range [0, 2]; 0 is deterministic."""
+    seed: int | None = None
+    """Seed of this utterance's noise; None draws a fresh one."""
+
+    def __post_init__(self) -> None:
+        if not 0.25 <= self.length_scale <= 4.0:
+            raise ValueError(f"length_scale must be in [0.25, 4], got {self.length_scale}")
+        for name in ("noise_scale", "noise_w"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 2.0:
+                raise ValueError(f"{name} must be in [0, 2], got {value}")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+
+    @classmethod
+    def deterministic(cls, length_scale: float = 1.0) -> SynthesisParams:
+        """No sampling noise: the same ids always give the same samples."""
+        return cls(length_scale=length_scale, noise_scale=0.0, noise_w=0.0, seed=0)
+
+
+@dataclass(frozen=True, slots=True)
+class SynthesisRequest:
+    """One sentence's phoneme ids and its controls."""
+
+    ids: Sequence[int]
+    params: SynthesisParams = field(default_factory=SynthesisParams)
+    phoneme_scale: Sequence[float] | None = None
+    """Optional per-id duration multipliers (pauses, emphasis), same length as ``ids``."""
+
+
+@dataclass(slots=True)
+class AudioChunk:
+    """A piece of one item's audio, in order within that item."""
+
+    item: int
+    """Index of the request in the batch."""
+    samples: np.ndarray
+    """float32 mono samples in [-1, 1] at the voice's sample rate."""
+    offset: int
+    """Sample offset of ``samples[0]`` within the item's audio."""
+    is_last: bool
+    """True on the item's final chunk."""
+    phoneme_samples: list[int] | None = None
+    """Samples spoken per phoneme id of the item (first chunk only)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the engine degraded for this item (first chunk only)."""
+
+    def pcm16(self) -> bytes:
+        """The samples as little-endian signed 16-bit PCM."""
+        return np.clip(np.round(self.samples * 32767.0), -32768, 32767).astype("<i2").tobytes()
+
+
+@dataclass(slots=True)
+class Batch:
+    """State between :meth:`Voice.prepare` and :meth:`Voice.stream` (on the voice's device)."""
+
+    m_p: torch.Tensor  # [b, c, t_x]
+    logs_p: torch.Tensor  # [b, c, t_x]
+    durations: torch.Tensor  # [b, t_x] frames per phoneme id
+    frames: list[int]  # latent frames per item
+    prior_noise: list[torch.Tensor]  # per item [c, frames_i], already × noise_scale
+    z_p: torch.Tensor | None = None  # [b, c, t_y] prior sample (built lazily)
+
+    @property
+    def size(self) -> int:
+        return len(self.frames)
+
+
+class Voice:
+    """A loaded VITS voice on one device. Not thread-safe: one caller at a time."""
+
+    def __init__(
+        self,
+        model: Vits,
+        config: dict[str, Any],
+        device: torch.device,
+        precision: Precision = "float32",
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.device = device
+        self.precision = precision
+        self.sample_rate = int(config["audio"]["sample_rate"])
+        self.hop_length = model.cfg.hop_length
+        self.frontend = Frontend.from_config(config)
+        cfg = model.cfg
+        self.decoder_context = decoder_context(
+            cfg.upsample_rates,
+            cfg.upsample_kernel_sizes,
+            cfg.resblock_kernel_sizes,
+            cfg.resblock_dilation_sizes,
+        )
+        self.flow_context = flow_context(n_couplings=4, wn_layers=4, kernel_size=5)
+
+    @classmethod
+    def load(
+        cls,
+        files: VoiceFiles | None = None,
+        device: str | torch.device = "cpu",
+        precision: Precision = "float32",
+    ) -> Voice:
+        """Load a Piper voice (default: the bundled ``en_US-joe-medium``).
+
+        Args:
+            files: the voice's ``.onnx`` and ``.onnx.json``.
+            device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, …
+            precision: the decoder's dtype; the text side stays float32.
+
+        Raises:
+            ValueError: unknown precision, or the weights do not fit the architecture.
+            RuntimeError: the device is not available.
+        """
+        if precision not in _DTYPES:
+            raise ValueError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' requested but CUDA is not available")
+        model, config = load_vits(files or default_voice_files(), dev)
+        model.prepare_for_inference(_DTYPES[precision])
+        return cls(model, config, dev, precision)
+
+    # -- text ------------------------------------------------------------------------
+
+    def requests(
+        self, text: str, params: SynthesisParams | None = None
+    ) -> tuple[list[SynthesisRequest], FrontendResult]:
+        """Text → one request per sentence (sharing ``params``; seeds offset per sentence).
+
+        Raises:
+            engine.frontend.TextError: empty, too long, or unsupported text.
+        """
+        params = params or SynthesisParams()
+        result = self.frontend.process(text)
+        reqs = []
+        for i, sentence in enumerate(result.sentences):
+            p = params
+            if params.seed is not None:
+                p = _with_seed(params, (params.seed + i) % 2**63)
+            reqs.append(SynthesisRequest(sentence.ids, p))
+        return reqs, result
+
+    # -- batch stages ------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def prepare(self, requests: Sequence[SynthesisRequest]) -> Batch:
+        """Encode text, sample durations and prior noise for a batch.
+
+        Raises:
+            ValueError: empty batch, empty ids, ids out of the vocabulary, or a
+                ``phoneme_scale`` of the wrong length.
+        """
+        if not requests:
+            raise ValueError("prepare() needs at least one request")
+        n_vocab = self.model.cfg.n_vocab
+        lengths = [len(r.ids) for r in requests]
+        t_x = max(lengths)
+        ids = torch.zeros(len(requests), t_x, dtype=torch.long)
+        dp_noise = torch.zeros(len(requests), 2, t_x)
+        scale = torch.ones(len(requests), t_x)
+        gens = []
+        for i, r in enumerate(requests):
+            if not r.ids:
+                raise ValueError(f"request {i} has no phoneme ids")
+            row = torch.as_tensor(list(r.ids), dtype=torch.long)
+            if int(row.min()) < 0 or int(row.max()) >= n_vocab:
+                raise ValueError(f"request {i} has phoneme ids outside [0, {n_vocab})")
+            ids[i, : len(row)] = row
+            if r.phoneme_scale is not None:
+                if len(r.phoneme_scale) != len(r.ids):
+                    raise ValueError(f"request {i}: phoneme_scale must have one value per id")
+                scale[i, : len(row)] = torch.as_tensor(list(r.phoneme_scale), dtype=torch.float32)
+            seed = r.params.seed if r.params.seed is not None else secrets.randbits(63)
+            gen = torch.Generator().manual_seed(seed)
+            dp_noise[i, :, : len(row)] = torch.randn(2, len(row), generator=gen) * r.params.noise_w
+            gens.append(gen)
+        dev = self.device
+        length_scale = torch.tensor([r.params.length_scale for r in requests])
+        phoneme_scale = None if all(r.phoneme_scale is None for r in requests) else scale.to(dev)
+        m_p, logs_p, durations = self.model.durations(
+            ids.to(dev),
+            torch.tensor(lengths, device=dev),
+            dp_noise.to(dev),
+            length_scale.to(dev),
+            phoneme_scale,
+        )
+        frames = [max(1, int(f)) for f in durations.sum(1).tolist()]
+        c = self.model.cfg.inter_channels
+        prior = [
+            torch.randn(c, f, generator=g) * r.params.noise_scale
+            for f, g, r in zip(frames, gens, requests)
+        ]
+        return Batch(m_p, logs_p, durations, frames, prior)
+
+    def phoneme_samples(self, batch: Batch, item: int) -> list[int]:
+        """Samples per phoneme id of one item (for word/phoneme timestamps)."""
+        return [int(d) * self.hop_length for d in batch.durations[item].tolist()]
+
+    @torch.inference_mode()
+    def stream(self, batch: Batch, schedule: ChunkSchedule | None = None) -> Iterator[AudioChunk]:
+        """Decode a prepared batch, yielding each item's chunks as they are ready.
+
+        Step ``k`` decodes the ``k``-th chunk of every item that has one, in one
+        decoder call; so a batch's first chunks all arrive after the first step.
+        Within an item, chunks come in order and join to its whole decode.
+        """
+        schedule = schedule or ChunkSchedule()
+        plans = [windows(f, schedule, self.decoder_context) for f in batch.frames]
+        # Prior flow in two blocks: a prefix wide enough for every first window,
+        # then the rest (each block carries flow_context frames of real context).
+        prefix = max(p[0].hi for p in plans)
+        z = self._flow_block(batch, 0, prefix)
+        steps = max(len(p) for p in plans)
+        for k in range(steps):
+            if k == 1 and prefix < max(batch.frames):
+                rest = self._flow_block(batch, prefix, max(batch.frames))
+                z = torch.cat([z, rest], dim=2)
+            active = [i for i, p in enumerate(plans) if k < len(p)]
+            wins = [plans[i][k] for i in active]
+            audio = self._decode_windows(z, active, wins)
+            for row, (i, w) in enumerate(zip(active, wins)):
+                first = k == 0
+                yield AudioChunk(
+                    item=i,
+                    samples=audio[row, w.trim(self.hop_length)].copy(),
+                    offset=w.start * self.hop_length,
+                    is_last=k == len(plans[i]) - 1,
+                    phoneme_samples=self.phoneme_samples(batch, i) if first else None,
+                )
+
+    def _prior(self, batch: Batch) -> torch.Tensor:
+        if batch.z_p is None:
+            t_y = max(batch.frames)
+            noise = torch.zeros(batch.size, batch.m_p.shape[1], t_y)
+            for i, n in enumerate(batch.prior_noise):
+                noise[i, :, : n.shape[1]] = n
+            z_p, _ = self.model.prior(
+                batch.m_p, batch.logs_p, batch.durations, noise.to(self.device)
+            )
+            batch.z_p = z_p
+        return batch.z_p
+
+    def _flow_block(self, batch: Batch, start: int, end: int) -> torch.Tensor:
+        """Flow output for frames ``[start, end)`` of every item (exact, via context)."""
+        z_p = self._prior(batch)
+        ctx = self.flow_context
+        lo, hi = max(0, start - ctx), min(z_p.shape[2], end + ctx)
+        lengths = torch.tensor(batch.frames, device=self.device).clamp(max=hi) - lo
+        lengths = lengths.clamp(min=0)
+        mask = sequence_mask(lengths, hi - lo).unsqueeze(1).to(z_p.dtype)  # [b, 1, w]
+        z = self.model.flow.reverse(z_p[:, :, lo:hi] * mask, mask) * mask
+        return z[:, :, start - lo : end - lo]  # [b, c, end - start]
+
+    def _decode_windows(self, z: torch.Tensor, items: list[int], wins: list[Window]) -> np.ndarray:
+        width = max(w.hi - w.lo for w in wins)
+        x = z.new_zeros(len(items), z.shape[1], width)
+        for row, (i, w) in enumerate(zip(items, wins)):
+            x[row, :, : w.hi - w.lo] = z[i, :, w.lo : w.hi]
+        lengths = [w.hi - w.lo for w in wins]
+        ragged = any(n != width for n in lengths)
+        lens = torch.tensor(lengths, device=self.device) if ragged else None
+        return self.model.decode(x, lens).cpu().numpy()
+
+    # -- conveniences ------------------------------------------------------------------
+
+    def synthesize_requests(
+        self, requests: Sequence[SynthesisRequest], schedule: ChunkSchedule | None = None
+    ) -> list[np.ndarray]:
+        """Whole audio of each request, synthesized as one batch."""
+        parts: list[list[np.ndarray]] = [[] for _ in requests]
+        for chunk in self.stream(self.prepare(requests), schedule):
+            parts[chunk.item].append(chunk.samples)
+        return [np.concatenate(p) for p in parts]
+
+    def synthesize(
+        self,
+        text: str,
+        params: SynthesisParams | None = None,
+        schedule: ChunkSchedule | None = None,
+    ) -> Iterator[AudioChunk]:
+        """Stream one text, sentence after sentence (``item`` is always 0).
+
+        The first chunk carries the front end's warnings.
+
+        Raises:
+            engine.frontend.TextError: empty, too long, or unsupported text.
+        """
+        reqs, result = self.requests(text, params)
+        warnings = list(result.warnings)
+        offset = 0
+        for s, req in enumerate(reqs):
+            sentence_samples = 0
+            for chunk in self.stream(self.prepare([req]), schedule):
+                sentence_samples = chunk.offset + len(chunk.samples)
+                chunk.offset += offset
+                chunk.is_last = chunk.is_last and s == len(reqs) - 1
+                if warnings:
+                    chunk.warnings, warnings = warnings, []
+                yield chunk
+            offset += sentence_samples
+
+    def synthesize_texts(
+        self,
+        texts: Sequence[str],
+        params: Sequence[SynthesisParams] | SynthesisParams | None = None,
+        max_batch: int = 8,
+    ) -> list[np.ndarray]:
+        """Whole audio of each text; all their sentences batched, longest-first.
+
+        Raises:
+            engine.frontend.TextError: for the first text that cannot be spoken.
+        """
+        if params is None or isinstance(params, SynthesisParams):
+            params = [params or SynthesisParams()] * len(texts)
+        flat: list[tuple[int, SynthesisRequest]] = []
+        for t, (text, p) in enumerate(zip(texts, params)):
+            reqs, _ = self.requests(text, p)
+            flat.extend((t, r) for r in reqs)
+        order = sorted(range(len(flat)), key=lambda j: -len(flat[j][1].ids))
+        audio: dict[int, np.ndarray] = {}
+        for b in range(0, len(order), max_batch):
+            group = order[b : b + max_batch]
+            outs = self.synthesize_requests([flat[j][1] for j in group])
+            audio.update(zip(group, outs))
+        out: list[list[np.ndarray]] = [[] for _ in texts]
+        for j, (t, _) in enumerate(flat):
+            out[t].append(audio[j])
+        return [np.concatenate(parts) for parts in out]
+
+
+def _with_seed(params: SynthesisParams, seed: int) -> SynthesisParams:
+    return SynthesisParams(
+        length_scale=params.length_scale,
+        noise_scale=params.noise_scale,
+        noise_w=params.noise_w,
+        seed=seed,
+    )

@@ -1,0 +1,26 @@
+"""Fixed, varied English sentences for parity and intelligibility checks."""
+
+SENTENCES = [
+    "Hello world, this is a test of the parity between two engines.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Short one.",
+    "Could you please turn left at the next intersection?",
+    "Welcome back to the stream, everyone!",
+    "Thank you so much for the twenty gifted subscriptions.",
+    "The weather today is cloudy with a chance of rain in the afternoon.",
+    "Watch out behind you, there is a dragon in the cave.",
+    "I can't believe we finally beat the final boss.",
+    "She sells sea shells by the sea shore.",
+    "Please remember to save your progress before you quit the game.",
+    "Our next guest is a famous scientist from the university.",
+    "Why does the music stop every time I open the map?",
+    "Yes.",
+    "The train to Boston leaves at seven thirty in the morning.",
+    "Good night, and see you all tomorrow.",
+    "A journey of a thousand miles begins with a single step.",
+    "Reading books is one of the best ways to learn new things.",
+    "Wow, that was an incredible play by the whole team!",
+    "The server will restart in five minutes, so please log out now.",
+    "My favorite colors are blue, green, and purple.",
+    "Do not feed the animals after midnight.",
+]
