@@ -33,24 +33,28 @@ def decoder_context(
     resblock_dilation_sizes: Sequence[Sequence[int]],
     pre_kernel: int = 7,
     post_kernel: int = 7,
+    first_stage: int = 0,
 ) -> int:
     """Latent frames of context a HiFi-GAN window needs on each side.
 
     Sums each layer's one-sided reach, converted to latent frames, and rounds up.
+    With ``first_stage > 0``, only the reach of the upsampling stages from that
+    one on (and the output conv) counts: the context those later stages need
+    around the frames they must produce.
 
     Returns:
         The one-sided receptive field in latent frames.
     """
-    reach = (pre_kernel - 1) / 2  # in latent frames
-    rate = 1
-    for u, k in zip(upsample_rates, upsample_kernel_sizes):
-        # A transposed conv's output sample sees inputs up to ceil(k / u) frames away.
+    reach = (pre_kernel - 1) / 2 if first_stage == 0 else 0.0  # in latent frames
+    rate = math.prod(upsample_rates[:first_stage])
+    block = max(
+        sum((rk - 1) // 2 * d for d in dils)
+        for rk, dils in zip(resblock_kernel_sizes, resblock_dilation_sizes)
+    )
+    for u, k in zip(upsample_rates[first_stage:], upsample_kernel_sizes[first_stage:]):
+        # A transposed conv's output sample sees inputs up to ceil(k / u) samples away.
         reach += math.ceil(k / u) / rate
         rate *= u
-        block = max(
-            sum((rk - 1) // 2 * d for d in dils)
-            for rk, dils in zip(resblock_kernel_sizes, resblock_dilation_sizes)
-        )
         reach += block / rate
     reach += (post_kernel - 1) / 2 / rate
     return math.ceil(reach)

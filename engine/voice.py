@@ -40,6 +40,10 @@ __all__ = [
 ]
 
 Precision = Literal["float32", "bfloat16", "float16"]
+WIDTH_BUCKET = 8
+"""Decoder rows are padded to a multiple of this many latent frames."""
+DECODE_BUDGET_FRAMES = 192
+"""Most latent frames (rows × padded width) in one decoder call."""
 _DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "bfloat16": torch.bfloat16,
@@ -146,12 +150,14 @@ class Voice:
         self.hop_length = model.cfg.hop_length
         self.frontend = Frontend.from_config(config)
         cfg = model.cfg
-        self.decoder_context = decoder_context(
+        shape = (
             cfg.upsample_rates,
             cfg.upsample_kernel_sizes,
             cfg.resblock_kernel_sizes,
             cfg.resblock_dilation_sizes,
         )
+        self.decoder_context = decoder_context(*shape)
+        self.late_context = decoder_context(*shape, first_stage=1)
         self.flow_context = flow_context(n_couplings=4, wn_layers=4, kernel_size=5)
 
     @classmethod
@@ -283,7 +289,7 @@ class Voice:
                 first = k == 0
                 yield AudioChunk(
                     item=i,
-                    samples=audio[row, w.trim(self.hop_length)].copy(),
+                    samples=audio[row].copy(),
                     offset=w.start * self.hop_length,
                     is_last=k == len(plans[i]) - 1,
                     phoneme_samples=self.phoneme_samples(batch, i) if first else None,
@@ -312,15 +318,47 @@ class Voice:
         z = self.model.flow.reverse(z_p[:, :, lo:hi] * mask, mask) * mask
         return z[:, :, start - lo : end - lo]  # [b, c, end - start]
 
-    def _decode_windows(self, z: torch.Tensor, items: list[int], wins: list[Window]) -> np.ndarray:
-        width = max(w.hi - w.lo for w in wins)
+    def _decode_windows(
+        self, z: torch.Tensor, items: list[int], wins: list[Window]
+    ) -> list[np.ndarray]:
+        """Audio of each window's kept chunk, decoded in groups of bounded size.
+
+        Rows are padded to a multiple of ``WIDTH_BUCKET`` frames: oneDNN builds
+        (and caches) kernels per input shape, and a fresh shape per call costs
+        several times the convolution itself. A group holds at most
+        ``DECODE_BUDGET_FRAMES`` frames, which keeps its activations in cache.
+        """
+        out: list[np.ndarray] = []
+        group: list[int] = []
+        for row, w in enumerate(wins):
+            width = _bucket(w.hi - w.lo, WIDTH_BUCKET)
+            if group and (len(group) + 1) * max(width, self._group_width(group, wins)) > (
+                DECODE_BUDGET_FRAMES
+            ):
+                out.extend(
+                    self._decode_group(z, [items[r] for r in group], [wins[r] for r in group])
+                )
+                group = []
+            group.append(row)
+        out.extend(self._decode_group(z, [items[r] for r in group], [wins[r] for r in group]))
+        return out
+
+    @staticmethod
+    def _group_width(group: list[int], wins: list[Window]) -> int:
+        return max(_bucket(wins[r].hi - wins[r].lo, WIDTH_BUCKET) for r in group)
+
+    def _decode_group(
+        self, z: torch.Tensor, items: list[int], wins: list[Window]
+    ) -> list[np.ndarray]:
+        width = _bucket(max(w.hi - w.lo for w in wins), WIDTH_BUCKET)
         x = z.new_zeros(len(items), z.shape[1], width)
         for row, (i, w) in enumerate(zip(items, wins)):
             x[row, :, : w.hi - w.lo] = z[i, :, w.lo : w.hi]
         lengths = [w.hi - w.lo for w in wins]
-        ragged = any(n != width for n in lengths)
-        lens = torch.tensor(lengths, device=self.device) if ragged else None
-        return self.model.decode(x, lens).cpu().numpy()
+        keep = [(w.start - w.lo, w.end - w.lo) for w in wins]
+        audio = self.model.dec(x, lengths, keep, self.late_context).cpu().numpy()
+        hop = self.hop_length
+        return [audio[row, : (w.end - w.start) * hop] for row, w in enumerate(wins)]
 
     # -- conveniences ------------------------------------------------------------------
 
@@ -366,27 +404,39 @@ class Voice:
         params: Sequence[SynthesisParams] | SynthesisParams | None = None,
         max_batch: int = 8,
     ) -> list[np.ndarray]:
-        """Whole audio of each text; all their sentences batched, longest-first.
+        """Whole audio of each text; all their sentences batched together.
 
         Raises:
             engine.frontend.TextError: for the first text that cannot be spoken.
         """
         if params is None or isinstance(params, SynthesisParams):
             params = [params or SynthesisParams()] * len(texts)
-        flat: list[tuple[int, SynthesisRequest]] = []
-        for t, (text, p) in enumerate(zip(texts, params)):
-            reqs, _ = self.requests(text, p)
-            flat.extend((t, r) for r in reqs)
+        groups = [self.requests(text, p)[0] for text, p in zip(texts, params)]
+        return self.synthesize_groups(groups, max_batch)
+
+    def synthesize_groups(
+        self, groups: Sequence[Sequence[SynthesisRequest]], max_batch: int = 8
+    ) -> list[np.ndarray]:
+        """Whole audio of each group of sentences (one text each), batched longest-first.
+
+        Sorting by length keeps each batch's items alike, so padding stays small.
+        """
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be ≥ 1, got {max_batch}")
+        flat = [(g, r) for g, reqs in enumerate(groups) for r in reqs]
         order = sorted(range(len(flat)), key=lambda j: -len(flat[j][1].ids))
         audio: dict[int, np.ndarray] = {}
         for b in range(0, len(order), max_batch):
-            group = order[b : b + max_batch]
-            outs = self.synthesize_requests([flat[j][1] for j in group])
-            audio.update(zip(group, outs))
-        out: list[list[np.ndarray]] = [[] for _ in texts]
-        for j, (t, _) in enumerate(flat):
-            out[t].append(audio[j])
-        return [np.concatenate(parts) for parts in out]
+            part = order[b : b + max_batch]
+            audio.update(zip(part, self.synthesize_requests([flat[j][1] for j in part])))
+        out: list[list[np.ndarray]] = [[] for _ in groups]
+        for j, (g, _) in enumerate(flat):
+            out[g].append(audio[j])
+        return [np.concatenate(p) if p else np.zeros(0, np.float32) for p in out]
+
+
+def _bucket(n: int, step: int) -> int:
+    return -(-n // step) * step
 
 
 def _with_seed(params: SynthesisParams, seed: int) -> SynthesisParams:

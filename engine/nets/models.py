@@ -10,6 +10,7 @@ run on windows of the latent for streaming).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,7 @@ from .modules import (
     MultiHeadAttention,
     ResBlock2,
     ResidualCouplingLayer,
+    zero_tails,
 )
 
 __all__ = ["VitsConfig", "Vits", "TextEncoder", "DurationPredictor", "PriorFlow", "Generator"]
@@ -195,36 +197,92 @@ class Generator(nn.Module):
                 self.resblocks.append(ResBlock2(c_out, rk, rd))
         self.conv_post = nn.Conv2d(c_out, 1, (1, 7), padding=(0, 3), bias=False)
 
-    def forward(self, z: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Args: z ``[b, c, t]``; lengths ``[b]`` latent frames, or None when all are full.
+    def forward(
+        self,
+        z: torch.Tensor,
+        lengths: Sequence[int] | None = None,
+        keep: Sequence[tuple[int, int]] | None = None,
+        late_context: int = 2,
+    ) -> torch.Tensor:
+        """Decode latent frames to audio.
+
+        Args:
+            z: ``[b, c, t]`` latent frames, rows left-aligned.
+            lengths: valid frames per row (None: all ``t``). Past its length a
+                row sees zeros at every convolution, exactly as if decoded alone.
+            keep: per row, the ``(start, end)`` frames whose audio is wanted
+                (None: all valid frames). Only the first upsampling stage runs
+                over the whole row; the later stages, where ~75 % of the FLOPs
+                and nearly all activation memory are, run only on the kept
+                frames plus ``late_context`` frames each side (their receptive
+                field, see ``engine/chunking.py``).
+            late_context: frames of context the stages after the first need.
 
         Returns:
-            ``[b, t * hop]`` float32 waveform in [-1, 1]. With ``lengths``, every
-            convolution sees zeros past each item's end, exactly as when that
-            item is decoded alone.
+            ``[b, max(end - start) * hop]`` float32 audio in [-1, 1]; row ``i``
+            holds ``(end_i - start_i) * hop`` samples, then zeros.
         """
+        b, _, t = z.shape
+        rows = list(lengths) if lengths is not None else [t] * b
+        spans = list(keep) if keep is not None else [(0, n) for n in rows]
+        ragged = None if all(n == t for n in rows) else rows
         dtype = self.conv_pre.weight.dtype
         x = z.to(dtype).unsqueeze(2).contiguous(memory_format=torch.channels_last)  # [b, c, 1, t]
-        scale = 1
-        mask = None if lengths is None else _mask(lengths, x.shape[3], dtype)
-        x = self.conv_pre(x if mask is None else x * mask)  # [b, 256, 1, t]
-        for i, up in enumerate(self.ups):
-            x = F.leaky_relu(x, LRELU_SLOPE)
-            x = up(x if mask is None else x * mask)  # [b, c/2, 1, t * u]
-            scale *= self.rates[i]
-            mask = None if lengths is None else _mask(lengths * scale, x.shape[3], dtype)
-            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            xs = blocks[0](x, mask)
-            for block in blocks[1:]:
-                xs = xs + block(x, mask)
-            x = xs / self.num_kernels
-        x = F.leaky_relu(x)  # default slope 0.01, as in HiFi-GAN
-        x = self.conv_post(x if mask is None else x * mask)  # [b, 1, 1, T]
-        return torch.tanh(x)[:, 0, 0].float()  # [b, T]
+        x = self.conv_pre(zero_tails(x, ragged))  # [b, 256, 1, t]
+        x = self._stage(0, x, ragged)  # [b, 128, 1, t * u0]
+        x, rows, offsets = self._crop(x, rows, spans, late_context)
+        rows = [n * self.rates[0] for n in rows]  # now in samples of the first stage's rate
+        ragged = None if all(n == x.shape[-1] for n in rows) else rows
+        for i in range(1, len(self.ups)):
+            x = self._stage(i, x, ragged)
+            rate = self.rates[i]
+            ragged = None if ragged is None else [n * rate for n in ragged]
+        x = zero_tails(F.leaky_relu(x), ragged)  # default slope 0.01, as in HiFi-GAN
+        audio = torch.tanh(self.conv_post(x))[:, 0, 0].float()  # [b, T]
+        hop = math.prod(self.rates)
+        width = max(e - s for s, e in spans) * hop
+        out = audio.new_zeros(b, width)
+        for row, ((s, e), off) in enumerate(zip(spans, offsets)):
+            out[row, : (e - s) * hop] = audio[row, off : off + (e - s) * hop]
+        return out
 
+    def _stage(self, i: int, x: torch.Tensor, lengths: list[int] | None) -> torch.Tensor:
+        """Upsampling stage ``i``: leaky ReLU, transposed conv, mean of resblocks."""
+        x = self.ups[i](zero_tails(F.leaky_relu(x, LRELU_SLOPE), lengths))  # [b, c/2, 1, t * u]
+        if lengths is not None:
+            lengths = [n * self.rates[i] for n in lengths]
+        blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+        xs = blocks[0](x, lengths)
+        for block in blocks[1:]:
+            xs = xs.add_(block(x, lengths))
+        return xs.div_(self.num_kernels)
 
-def _mask(lengths: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:
-    return sequence_mask(lengths, width)[:, None, None, :].to(dtype)  # [b, 1, 1, t]
+    def _crop(
+        self,
+        x: torch.Tensor,
+        lengths: list[int],
+        spans: list[tuple[int, int]],
+        context: int,
+    ) -> tuple[torch.Tensor, list[int], list[int]]:
+        """Cut each row of the first stage's output to its kept span ± context.
+
+        Returns:
+            the cropped rows (left-aligned), their lengths in frames, and the
+            sample offset of each row's first kept sample in the final audio.
+        """
+        u = self.rates[0]
+        cuts = [(max(0, s - context), min(n, e + context)) for (s, e), n in zip(spans, lengths)]
+        if all(c == (0, n) for c, n in zip(cuts, lengths)) and len(set(lengths)) == 1:
+            return x, lengths, [s * math.prod(self.rates) for s, _ in spans]
+        width = max(hi - lo for lo, hi in cuts) * u
+        y = x.new_zeros(x.shape[0], x.shape[1], 1, width).contiguous(
+            memory_format=torch.channels_last
+        )
+        for row, (lo, hi) in enumerate(cuts):
+            y[row, :, :, : (hi - lo) * u] = x[row, :, :, lo * u : hi * u]
+        hop = math.prod(self.rates)
+        offsets = [(s - lo) * hop for (s, _), (lo, _) in zip(spans, cuts)]
+        return y, [hi - lo for lo, hi in cuts], offsets
 
 
 class Vits(nn.Module):
@@ -302,6 +360,11 @@ class Vits(nn.Module):
         logs = expand_by_durations(logs_p, durations, t_y)
         return (m + prior_noise * torch.exp(logs)) * mask, y_lengths
 
-    def decode(self, z: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Latent frames ``[b, c, t]`` → audio ``[b, t * hop]`` (see :class:`Generator`)."""
-        return self.dec(z, lengths)
+    def decode(
+        self,
+        z: torch.Tensor,
+        lengths: Sequence[int] | None = None,
+        keep: Sequence[tuple[int, int]] | None = None,
+    ) -> torch.Tensor:
+        """Latent frames ``[b, c, t]`` → audio (see :meth:`Generator.forward`)."""
+        return self.dec(z, lengths, keep)

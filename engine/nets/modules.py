@@ -7,6 +7,7 @@ into Piper's ONNX file load by name (see ``engine/loader.py``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -24,6 +25,7 @@ __all__ = [
     "WN",
     "ResidualCouplingLayer",
     "ResBlock2",
+    "zero_tails",
     "LRELU_SLOPE",
 ]
 
@@ -245,10 +247,24 @@ class ResBlock2(nn.Module):
             for d in dilations
         )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: Sequence[int] | None) -> torch.Tensor:
+        """Args: x ``[b, c, 1, t]``; lengths: valid samples per row (None: all valid)."""
         for conv in self.convs:
-            xt = F.leaky_relu(x, LRELU_SLOPE)
-            if mask is not None:
-                xt = xt * mask
-            x = conv(xt) + x
+            xt = zero_tails(F.leaky_relu(x, LRELU_SLOPE), lengths)
+            x = conv(xt).add_(x)
         return x
+
+
+def zero_tails(x: torch.Tensor, lengths: Sequence[int] | None) -> torch.Tensor:
+    """Zero each row of ``[b, c, 1, t]`` past its length, in place.
+
+    Used on every convolution input of a batch with ragged rows, so that each
+    row sees the zero padding it would see if it were alone. Only the padded
+    tails are touched, so the cost is proportional to the padding.
+    """
+    if lengths is not None:
+        width = x.shape[-1]
+        for row, n in enumerate(lengths):
+            if n < width:
+                x[row, :, :, n:] = 0
+    return x

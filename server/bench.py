@@ -1,0 +1,185 @@
+"""``voxlive bench engine``: our batched torch engine and Piper's onnxruntime voice, side by side.
+
+Both run in one process on the same sentences, one after the other, so the
+ratios compare like with like on a shared, noisy machine. Times include the
+text front end on both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.voice import SynthesisParams, Voice
+
+__all__ = ["BENCH_SENTENCES", "FIRST_AUDIO_SENTENCE", "bench_engine", "format_engine_report"]
+
+BENCH_SENTENCES = [
+    "Welcome back to the stream, everyone, it is great to see you all here again.",
+    "Thanks for the follow!",
+    "The dragon sleeps in the cave beyond the northern mountains, guarding its gold.",
+    "Could you tell me which way the train station is?",
+    "We finally beat the boss after three hours of trying, and the chat went wild.",
+    "Don't forget to drink some water.",
+    "In the morning the market opens early, and the bakers sell fresh bread until noon.",
+    "That was a really close game, good job team.",
+    "Please keep the chat friendly and respectful to everyone.",
+    "The weather tomorrow looks sunny with a light breeze from the west.",
+    "I have a quest for you, traveler, if you are brave enough to accept it.",
+    "Let me read the next question from the chat.",
+    "Our next stop is the old library at the end of the street.",
+    "Yes, absolutely!",
+    "If you enjoyed the stream, hit the like button and share it with a friend.",
+    "The guards will close the city gates at sunset, so hurry.",
+]
+FIRST_AUDIO_SENTENCE = (
+    "Thank you so much for the gifted subscriptions, everyone, "
+    "let's keep going and finish this level together tonight."
+)  # 20 words
+_ITEMS = 32  # utterances per throughput measurement
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def _load_texts(path: Path | None) -> list[str]:
+    if path is None:
+        return list(BENCH_SENTENCES)
+    texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    texts = [t for t in texts if t]
+    if not texts:
+        raise ValueError(f"{path}: no non-empty lines")
+    return texts
+
+
+def _engine_figures(voice: Voice, texts: list[str], batches: list[int], repeats: int) -> dict:
+    params = SynthesisParams(seed=1)
+    groups = [voice.requests(t, params)[0] for t in texts]
+    work = (groups * (_ITEMS // len(groups) + 1))[: max(_ITEMS, len(groups))]
+    voice.synthesize_groups(work[: max(batches)], max_batch=max(batches))  # warm up kernels
+    throughput: dict[str, float] = {}
+    for n in batches:
+        t0 = time.perf_counter()
+        audio = voice.synthesize_groups(work, max_batch=n)
+        wall = time.perf_counter() - t0
+        throughput[str(n)] = sum(len(a) for a in audio) / voice.sample_rate / wall
+    t0 = time.perf_counter()
+    audio = [voice.synthesize_groups([g])[0] for g in groups]
+    rtf = (time.perf_counter() - t0) / (sum(len(a) for a in audio) / voice.sample_rate)
+    first: list[float] = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        next(iter(voice.synthesize(FIRST_AUDIO_SENTENCE, params)))
+        first.append((time.perf_counter() - t0) * 1e3)
+    return {
+        "audio_s_per_s": throughput,
+        "rtf_batch1": rtf,
+        "first_chunk_ms": {"p50": _pct(first, 50), "p95": _pct(first, 95)},
+    }
+
+
+def _piper_figures(texts: list[str], repeats: int) -> dict:
+    from piper import PiperVoice
+
+    from engine.loader import default_voice_files
+
+    files = default_voice_files()
+    t0 = time.perf_counter()
+    piper = PiperVoice.load(files.model, files.config)
+    load_s = time.perf_counter() - t0
+
+    def speak(text: str) -> np.ndarray:
+        return np.concatenate([c.audio_float_array for c in piper.synthesize(text)])
+
+    speak(texts[0])
+    work = (texts * (_ITEMS // len(texts) + 1))[: max(_ITEMS, len(texts))]
+    t0 = time.perf_counter()
+    samples = sum(len(speak(t)) for t in work)
+    wall = time.perf_counter() - t0
+    whole = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        speak(FIRST_AUDIO_SENTENCE)
+        whole.append((time.perf_counter() - t0) * 1e3)
+    return {
+        "audio_s_per_s": samples / piper.config.sample_rate / wall,
+        "sentence_ms": {"p50": _pct(whole, 50), "p95": _pct(whole, 95)},
+        "load_s": load_s,
+    }
+
+
+def bench_engine(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the engine benchmark; returns the JSON-ready report.
+
+    Raises:
+        ValueError: bad ``--texts`` file or ``--batches`` list.
+    """
+    texts = _load_texts(args.texts)
+    try:
+        batches = sorted({int(b) for b in str(args.batches).split(",")})
+    except ValueError as exc:
+        raise ValueError(f"--batches must be comma-separated integers: {args.batches!r}") from exc
+    if not batches or batches[0] < 1:
+        raise ValueError("--batches must be positive integers")
+    t0 = time.perf_counter()
+    voice = Voice.load(device=args.device, precision=args.precision)
+    load_s = time.perf_counter() - t0
+    engine = _engine_figures(voice, texts, batches, args.repeats)
+    engine.update(
+        load_s=load_s,
+        peak_rss_mb=_peak_rss_mb(),
+        device=str(voice.device),
+        precision=voice.precision,
+        threads=_threads(),
+    )
+    report: dict[str, Any] = {"engine": engine, "texts": len(texts)}
+    if not args.no_piper:
+        piper = _piper_figures(texts, args.repeats)
+        report["piper"] = piper
+        best = max(engine["audio_s_per_s"].values())
+        report["ratios"] = {
+            "throughput": best / piper["audio_s_per_s"],
+            "throughput_batch1": engine["audio_s_per_s"]["1"] / piper["audio_s_per_s"]
+            if "1" in engine["audio_s_per_s"]
+            else None,
+            "first_audio": engine["first_chunk_ms"]["p50"] / piper["sentence_ms"]["p50"],
+        }
+    return report
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def format_engine_report(report: dict[str, Any]) -> str:
+    """A few human-readable lines of the report."""
+    e = report["engine"]
+    lines = [
+        f"engine ({e['device']}, {e['precision']}, {e['threads']} threads): "
+        f"load {e['load_s']:.2f} s, rtf@1 {e['rtf_batch1']:.3f}, "
+        f"peak RSS {e['peak_rss_mb']:.0f} MB",
+        "  audio s/s by batch: "
+        + ", ".join(f"{b}: {v:.1f}" for b, v in e["audio_s_per_s"].items()),
+        f"  first chunk p50 {e['first_chunk_ms']['p50']:.1f} ms, "
+        f"p95 {e['first_chunk_ms']['p95']:.1f} ms",
+    ]
+    if "piper" in report:
+        p, r = report["piper"], report["ratios"]
+        lines += [
+            f"piper (onnxruntime): {p['audio_s_per_s']:.1f} audio s/s, "
+            f"sentence p50 {p['sentence_ms']['p50']:.1f} ms",
+            f"ratios: throughput {r['throughput']:.2f}x, first audio {r['first_audio']:.3f}",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,88 @@
+"""``voxlive say``: text (or a file of lines) to WAV, with the in-process engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.frontend import TextError
+from engine.voice import SynthesisParams, Voice
+
+from .audio import write_wav
+
+__all__ = ["params_from_args", "run_say"]
+
+
+def params_from_args(args: argparse.Namespace) -> SynthesisParams:
+    """The synthesis controls the ``say`` flags ask for.
+
+    Raises:
+        ValueError: speed out of range, or other out-of-range controls.
+    """
+    if not 0.25 <= args.speed <= 4.0:
+        raise ValueError(f"--speed must be in [0.25, 4], got {args.speed}")
+    length_scale = 1.0 / args.speed
+    if args.deterministic:
+        return SynthesisParams.deterministic(length_scale)
+    return SynthesisParams(length_scale=length_scale, seed=args.seed)
+
+
+def run_say(args: argparse.Namespace) -> int:
+    params = params_from_args(args)
+    voice = Voice.load(device=args.device, precision=args.precision)
+    if args.file is None:
+        return _say_one(voice, args.text, args.output, params)
+    return _say_lines(voice, args, params)
+
+
+def _say_one(voice: Voice, text: str, output, params: SynthesisParams) -> int:
+    try:
+        requests, result = voice.requests(text, params)
+    except TextError as exc:
+        print(f"voxlive: {exc.code}: {exc}", file=sys.stderr)
+        return 2
+    _report_warnings(result.warnings)
+    (audio,) = voice.synthesize_groups([requests])
+    write_wav(output, audio, voice.sample_rate)
+    return 0
+
+
+def _say_lines(voice: Voice, args: argparse.Namespace, params: SynthesisParams) -> int:
+    """One WAV per non-empty line, ``0001.wav`` … in line order; bad lines are reported.
+
+    Returns:
+        0, or 1 when any line could not be spoken (the others are still written).
+    """
+    lines = [line.strip() for line in args.file.read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line]
+    args.output.mkdir(parents=True, exist_ok=True)
+    numbers: list[int] = []
+    groups = []
+    for n, line in enumerate(lines, start=1):
+        try:
+            requests, result = voice.requests(line, _seeded(params, n))
+        except TextError as exc:
+            print(f"voxlive: line {n}: {exc.code}: {exc}", file=sys.stderr)
+            continue
+        _report_warnings(result.warnings, f"line {n}: ")
+        numbers.append(n)
+        groups.append(requests)
+    for n, audio in zip(numbers, voice.synthesize_groups(groups, max_batch=args.batch)):
+        write_wav(args.output / f"{n:04d}.wav", audio, voice.sample_rate)
+    return 0 if len(numbers) == len(lines) else 1
+
+
+def _seeded(params: SynthesisParams, n: int) -> SynthesisParams:
+    if params.seed is None:
+        return params
+    return SynthesisParams(
+        length_scale=params.length_scale,
+        noise_scale=params.noise_scale,
+        noise_w=params.noise_w,
+        seed=params.seed + n,
+    )
+
+
+def _report_warnings(warnings: list[str], where: str = "") -> None:
+    for warning in warnings:
+        print(f"voxlive: warning: {where}{warning}", file=sys.stderr)
