@@ -41,7 +41,6 @@ FIRST_AUDIO_SENTENCE = (
     "Thank you so much for the gifted subscriptions, everyone, "
     "let's keep going and finish this level together tonight."
 )  # 20 words
-_ITEMS = 32  # utterances per throughput measurement
 
 
 def _peak_rss_mb() -> float:
@@ -62,10 +61,12 @@ def _load_texts(path: Path | None) -> list[str]:
     return texts
 
 
-def _engine_figures(voice: Voice, texts: list[str], batches: list[int], repeats: int) -> dict:
+def _engine_figures(
+    voice: Voice, texts: list[str], batches: list[int], repeats: int, items: int
+) -> dict:
     params = SynthesisParams(seed=1)
     groups = [voice.requests(t, params)[0] for t in texts]
-    work = (groups * (_ITEMS // len(groups) + 1))[: max(_ITEMS, len(groups))]
+    work = (groups * (items // len(groups) + 1))[:items]
     voice.synthesize_groups(work[: max(batches)], max_batch=max(batches))  # warm up kernels
     throughput: dict[str, float] = {}
     for n in batches:
@@ -88,7 +89,7 @@ def _engine_figures(voice: Voice, texts: list[str], batches: list[int], repeats:
     }
 
 
-def _piper_figures(texts: list[str], repeats: int) -> dict:
+def _piper_figures(texts: list[str], repeats: int, items: int) -> dict:
     from piper import PiperVoice
 
     from engine.loader import default_voice_files
@@ -102,7 +103,7 @@ def _piper_figures(texts: list[str], repeats: int) -> dict:
         return np.concatenate([c.audio_float_array for c in piper.synthesize(text)])
 
     speak(texts[0])
-    work = (texts * (_ITEMS // len(texts) + 1))[: max(_ITEMS, len(texts))]
+    work = (texts * (items // len(texts) + 1))[:items]
     t0 = time.perf_counter()
     samples = sum(len(speak(t)) for t in work)
     wall = time.perf_counter() - t0
@@ -134,7 +135,9 @@ def bench_engine(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     voice = Voice.load(device=args.device, precision=args.precision)
     load_s = time.perf_counter() - t0
-    engine = _engine_figures(voice, texts, batches, args.repeats)
+    if args.items < 1 or args.repeats < 1:
+        raise ValueError("--items and --repeats must be ≥ 1")
+    engine = _engine_figures(voice, texts, batches, args.repeats, args.items)
     engine.update(
         load_s=load_s,
         peak_rss_mb=_peak_rss_mb(),
@@ -144,7 +147,7 @@ def bench_engine(args: argparse.Namespace) -> dict[str, Any]:
     )
     report: dict[str, Any] = {"engine": engine, "texts": len(texts)}
     if not args.no_piper:
-        piper = _piper_figures(texts, args.repeats)
+        piper = _piper_figures(texts, args.repeats, args.items)
         report["piper"] = piper
         best = max(engine["audio_s_per_s"].values())
         report["ratios"] = {

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     eng.add_argument("--json", action="store_true", help="JSON on stdout")
     eng.add_argument("--batches", default="1,4,8,16", help="batch sizes to measure")
     eng.add_argument("--repeats", type=int, default=10, help="first-chunk latency samples")
+    eng.add_argument("--items", type=int, default=32, help="utterances per throughput figure")
     eng.add_argument("--no-piper", action="store_true", help="skip the Piper baseline")
     _engine_options(eng)
     return parser
