@@ -42,6 +42,9 @@ __all__ = [
 Precision = Literal["float32", "bfloat16", "float16"]
 WIDTH_BUCKET = 8
 """Decoder rows are padded to a multiple of this many latent frames."""
+SHAPE_BUCKET = 16
+"""Phoneme and flow widths are padded to a multiple of this: oneDNN builds kernels
+per input shape, and a fresh shape costs several times the convolution itself."""
 DECODE_BUDGET_FRAMES = 192
 """Most latent frames (rows × padded width) in one decoder call."""
 _DTYPES: dict[str, torch.dtype] = {
@@ -124,6 +127,7 @@ class Batch:
     logs_p: torch.Tensor  # [b, c, t_x]
     durations: torch.Tensor  # [b, t_x] frames per phoneme id
     frames: list[int]  # latent frames per item
+    id_counts: list[int]  # phoneme ids per item (durations past this are padding)
     prior_noise: list[torch.Tensor]  # per item [c, frames_i], already × noise_scale
     z_p: torch.Tensor | None = None  # [b, c, t_y] prior sample (built lazily)
 
@@ -172,7 +176,8 @@ class Voice:
         Args:
             files: the voice's ``.onnx`` and ``.onnx.json``.
             device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, …
-            precision: the decoder's dtype; the text side stays float32.
+            precision: dtype of the prior flow and decoder; the text encoder and
+                duration predictor stay float32.
 
         Raises:
             ValueError: unknown precision, or the weights do not fit the architecture.
@@ -221,7 +226,7 @@ class Voice:
             raise ValueError("prepare() needs at least one request")
         n_vocab = self.model.cfg.n_vocab
         lengths = [len(r.ids) for r in requests]
-        t_x = max(lengths)
+        t_x = _bucket(max(lengths), SHAPE_BUCKET)  # padding is masked; shapes repeat
         ids = torch.zeros(len(requests), t_x, dtype=torch.long)
         dp_noise = torch.zeros(len(requests), 2, t_x)
         scale = torch.ones(len(requests), t_x)
@@ -257,11 +262,12 @@ class Voice:
             torch.randn(c, f, generator=g) * r.params.noise_scale
             for f, g, r in zip(frames, gens, requests)
         ]
-        return Batch(m_p, logs_p, durations, frames, prior)
+        return Batch(m_p, logs_p, durations, frames, lengths, prior)
 
     def phoneme_samples(self, batch: Batch, item: int) -> list[int]:
         """Samples per phoneme id of one item (for word/phoneme timestamps)."""
-        return [int(d) * self.hop_length for d in batch.durations[item].tolist()]
+        durations = batch.durations[item, : batch.id_counts[item]].tolist()
+        return [int(d) * self.hop_length for d in durations]
 
     @torch.inference_mode()
     def stream(self, batch: Batch, schedule: ChunkSchedule | None = None) -> Iterator[AudioChunk]:
@@ -311,12 +317,15 @@ class Voice:
         """Flow output for frames ``[start, end)`` of every item (exact, via context)."""
         z_p = self._prior(batch)
         ctx = self.flow_context
-        lo, hi = max(0, start - ctx), min(z_p.shape[2], end + ctx)
+        lo, hi = max(0, start - ctx), min(max(batch.frames), end + ctx)
+        width = _bucket(hi - lo, SHAPE_BUCKET)
+        x = z_p.new_zeros(batch.size, z_p.shape[1], width)
+        x[:, :, : hi - lo] = z_p[:, :, lo:hi]
         lengths = torch.tensor(batch.frames, device=self.device).clamp(max=hi) - lo
-        lengths = lengths.clamp(min=0)
-        mask = sequence_mask(lengths, hi - lo).unsqueeze(1).to(z_p.dtype)  # [b, 1, w]
-        z = self.model.flow.reverse(z_p[:, :, lo:hi] * mask, mask) * mask
-        return z[:, :, start - lo : end - lo]  # [b, c, end - start]
+        dtype = _DTYPES[self.precision]
+        mask = sequence_mask(lengths.clamp(min=0), width).unsqueeze(1).to(dtype)  # [b, 1, w]
+        z = self.model.flow.reverse(x.to(dtype) * mask, mask) * mask
+        return z[:, :, start - lo : end - lo].float()  # [b, c, end - start]
 
     def _decode_windows(
         self, z: torch.Tensor, items: list[int], wins: list[Window]
