@@ -111,3 +111,15 @@ def test_bench_engine_json_has_the_documented_keys(tmp_path, capsys) -> None:
     assert engine["first_chunk_ms"]["p95"] >= engine["first_chunk_ms"]["p50"] > 0
     assert report["piper"]["audio_s_per_s"] > 0 and report["piper"]["sentence_ms"]["p50"] > 0
     assert report["ratios"]["throughput"] > 0 and report["ratios"]["first_audio"] > 0
+
+
+def test_say_never_touches_the_network(tmp_path, monkeypatch) -> None:
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    assert main(["say", "Offline and fine.", "-o", str(tmp_path / "o.wav")]) == 0
