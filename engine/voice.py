@@ -33,6 +33,7 @@ from .nets.models import Vits
 __all__ = [
     "AudioChunk",
     "Batch",
+    "ItemStream",
     "Precision",
     "SynthesisParams",
     "SynthesisRequest",
@@ -113,6 +114,8 @@ class AudioChunk:
     """Samples spoken per phoneme id of the item (first chunk only)."""
     warnings: list[str] = field(default_factory=list)
     """What the engine degraded for this item (first chunk only)."""
+    tag: object = None
+    """The caller's handle of the item (see :meth:`Voice.begin`)."""
 
     def pcm16(self) -> bytes:
         """The samples as little-endian signed 16-bit PCM."""
@@ -121,19 +124,49 @@ class AudioChunk:
 
 @dataclass(slots=True)
 class Batch:
-    """State between :meth:`Voice.prepare` and :meth:`Voice.stream` (on the voice's device)."""
+    """Output of :meth:`Voice.prepare`: durations and prior samples (on the voice's device)."""
 
-    m_p: torch.Tensor  # [b, c, t_x]
-    logs_p: torch.Tensor  # [b, c, t_x]
+    z_p: torch.Tensor  # [b, c, t_y] prior sample, zero past each item's frames
     durations: torch.Tensor  # [b, t_x] frames per phoneme id
     frames: list[int]  # latent frames per item
     id_counts: list[int]  # phoneme ids per item (durations past this are padding)
-    prior_noise: list[torch.Tensor]  # per item [c, frames_i], already × noise_scale
-    z_p: torch.Tensor | None = None  # [b, c, t_y] prior sample (built lazily)
 
     @property
     def size(self) -> int:
         return len(self.frames)
+
+
+@dataclass(slots=True, eq=False)
+class ItemStream:
+    """One sentence in flight: its prior sample, chunk plan and progress.
+
+    Made by :meth:`Voice.begin`, advanced by :meth:`Voice.step`. Items from
+    different ``begin`` calls can share a step: a running batch admits new
+    utterances at every decoder step (continuous batching).
+    """
+
+    index: int
+    """Position in the ``begin`` call."""
+    tag: object
+    """The caller's handle, copied onto every chunk."""
+    z_p: torch.Tensor
+    """``[c, frames]`` prior sample."""
+    plan: list[Window]
+    """The chunks to decode, in order."""
+    phoneme_samples: list[int]
+    """Samples per phoneme id."""
+    z: torch.Tensor
+    """``[c, ready]`` flow output computed so far (a prefix of the latent)."""
+    step: int = 0
+    """Chunks already decoded."""
+
+    @property
+    def frames(self) -> int:
+        return int(self.z_p.shape[1])
+
+    @property
+    def done(self) -> bool:
+        return self.step >= len(self.plan)
 
 
 class Voice:
@@ -262,11 +295,11 @@ class Voice:
         )
         frames = [max(1, int(f)) for f in durations.sum(1).tolist()]
         c = self.model.cfg.inter_channels
-        prior = [
-            torch.randn(c, f, generator=g) * r.params.noise_scale
-            for f, g, r in zip(frames, gens, requests)
-        ]
-        return Batch(m_p, logs_p, durations, frames, lengths, prior)
+        noise = torch.zeros(len(requests), c, _bucket(max(frames), SHAPE_BUCKET))
+        for i, (f, g, r) in enumerate(zip(frames, gens, requests)):
+            noise[i, :, :f] = torch.randn(c, f, generator=g) * r.params.noise_scale
+        z_p, _ = self.model.prior(m_p, logs_p, durations, noise.to(dev))
+        return Batch(z_p, durations, frames, lengths)
 
     def phoneme_samples(self, batch: Batch, item: int) -> list[int]:
         """Samples per phoneme id of one item (for word/phoneme timestamps)."""
@@ -274,67 +307,101 @@ class Voice:
         return [int(d) * self.hop_length for d in durations]
 
     @torch.inference_mode()
-    def stream(self, batch: Batch, schedule: ChunkSchedule | None = None) -> Iterator[AudioChunk]:
-        """Decode a prepared batch, yielding each item's chunks as they are ready.
+    def begin(
+        self,
+        requests: Sequence[SynthesisRequest],
+        schedule: ChunkSchedule | None = None,
+        tags: Sequence[object] | None = None,
+    ) -> list[ItemStream]:
+        """Prepare a batch and run the prior flow over each item's first window.
 
-        Step ``k`` decodes the ``k``-th chunk of every item that has one, in one
-        decoder call; so a batch's first chunks all arrive after the first step.
-        Within an item, chunks come in order and join to its whole decode.
+        The rest of the flow runs when an item first needs it (its second
+        step), so the first chunk waits for only a prefix of the flow.
+
+        Raises:
+            ValueError: as :meth:`prepare`.
         """
         schedule = schedule or ChunkSchedule()
-        plans = [windows(f, schedule, self.decoder_context) for f in batch.frames]
-        # Prior flow in two blocks: a prefix wide enough for every first window,
-        # then the rest (each block carries flow_context frames of real context).
-        prefix = max(p[0].hi for p in plans)
-        z = self._flow_block(batch, 0, prefix)
-        steps = max(len(p) for p in plans)
-        for k in range(steps):
-            if k == 1 and prefix < max(batch.frames):
-                rest = self._flow_block(batch, prefix, max(batch.frames))
-                z = torch.cat([z, rest], dim=2)
-            active = [i for i, p in enumerate(plans) if k < len(p)]
-            wins = [plans[i][k] for i in active]
-            audio = self._decode_windows(z, active, wins)
-            for row, (i, w) in enumerate(zip(active, wins)):
-                first = k == 0
-                yield AudioChunk(
-                    item=i,
-                    samples=audio[row].copy(),
-                    offset=w.start * self.hop_length,
-                    is_last=k == len(plans[i]) - 1,
-                    phoneme_samples=self.phoneme_samples(batch, i) if first else None,
-                )
-
-    def _prior(self, batch: Batch) -> torch.Tensor:
-        if batch.z_p is None:
-            t_y = max(batch.frames)
-            noise = torch.zeros(batch.size, batch.m_p.shape[1], t_y)
-            for i, n in enumerate(batch.prior_noise):
-                noise[i, :, : n.shape[1]] = n
-            z_p, _ = self.model.prior(
-                batch.m_p, batch.logs_p, batch.durations, noise.to(self.device)
+        tags = list(tags) if tags is not None else [None] * len(requests)
+        batch = self.prepare(requests)
+        items = [
+            ItemStream(
+                index=i,
+                tag=tag,
+                z_p=batch.z_p[i, :, :f],
+                plan=windows(f, schedule, self.decoder_context),
+                phoneme_samples=self.phoneme_samples(batch, i),
+                z=batch.z_p.new_zeros(batch.z_p.shape[1], 0),
             )
-            batch.z_p = z_p
-        return batch.z_p
+            for i, (f, tag) in enumerate(zip(batch.frames, tags))
+        ]
+        self._advance_flow(items, [it.plan[0].hi for it in items])
+        return items
 
-    def _flow_block(self, batch: Batch, start: int, end: int) -> torch.Tensor:
-        """Flow output for frames ``[start, end)`` of every item (exact, via context)."""
-        z_p = self._prior(batch)
+    @torch.inference_mode()
+    def step(self, items: Sequence[ItemStream]) -> list[AudioChunk]:
+        """Decode the next chunk of every unfinished item, in as few decoder calls as fit.
+
+        Returns:
+            One chunk per unfinished item, in the order given. Within an item,
+            chunks come in order and join to its whole decode.
+        """
+        active = [it for it in items if not it.done]
+        behind = [it for it in active if it.plan[it.step].hi > it.z.shape[1]]
+        if behind:
+            self._advance_flow(behind, [it.frames for it in behind])
+        chunks = []
+        for it, audio in zip(active, self._decode(active)):
+            w = it.plan[it.step]
+            chunks.append(
+                AudioChunk(
+                    item=it.index,
+                    samples=audio,
+                    offset=w.start * self.hop_length,
+                    is_last=it.step == len(it.plan) - 1,
+                    phoneme_samples=it.phoneme_samples if it.step == 0 else None,
+                    tag=it.tag,
+                )
+            )
+            it.step += 1
+        return chunks
+
+    def stream(
+        self, requests: Sequence[SynthesisRequest], schedule: ChunkSchedule | None = None
+    ) -> Iterator[AudioChunk]:
+        """Synthesize a batch, yielding each item's chunks as they are ready.
+
+        Step ``k`` decodes the ``k``-th chunk of every item that has one; so a
+        batch's first chunks all arrive after the first step.
+        """
+        items = self.begin(requests, schedule)
+        while not all(it.done for it in items):
+            yield from self.step(items)
+
+    def _advance_flow(self, items: Sequence[ItemStream], ends: Sequence[int]) -> None:
+        """Extend each item's flow output to ``end`` frames, in one batched flow call.
+
+        Each row carries ``flow_context`` real frames (or the true edge) on both
+        sides of the frames it produces, so blocks join exactly.
+        """
         ctx = self.flow_context
-        lo, hi = max(0, start - ctx), min(max(batch.frames), end + ctx)
-        width = _bucket(hi - lo, SHAPE_BUCKET)
-        x = z_p.new_zeros(batch.size, z_p.shape[1], width)
-        x[:, :, : hi - lo] = z_p[:, :, lo:hi]
-        lengths = torch.tensor(batch.frames, device=self.device).clamp(max=hi) - lo
+        spans = []
+        for it, end in zip(items, ends):
+            start = it.z.shape[1]
+            spans.append((start, end, max(0, start - ctx), min(it.frames, end + ctx)))
+        width = _bucket(max(hi - lo for _, _, lo, hi in spans), SHAPE_BUCKET)
         dtype = _DTYPES[self.precision]
-        mask = sequence_mask(lengths.clamp(min=0), width).unsqueeze(1).to(dtype)  # [b, 1, w]
-        z = self.model.flow.reverse(x.to(dtype) * mask, mask) * mask
-        return z[:, :, start - lo : end - lo].float()  # [b, c, end - start]
+        x = items[0].z_p.new_zeros(len(items), items[0].z_p.shape[0], width, dtype=dtype)
+        for row, (it, (_, _, lo, hi)) in enumerate(zip(items, spans)):
+            x[row, :, : hi - lo] = it.z_p[:, lo:hi]
+        lengths = torch.tensor([hi - lo for _, _, lo, hi in spans], device=self.device)
+        mask = sequence_mask(lengths, width).unsqueeze(1).to(dtype)  # [n, 1, w]
+        z = self.model.flow.reverse(x, mask) * mask
+        for row, (it, (start, end, lo, _)) in enumerate(zip(items, spans)):
+            it.z = torch.cat([it.z, z[row, :, start - lo : end - lo].float()], dim=1)
 
-    def _decode_windows(
-        self, z: torch.Tensor, items: list[int], wins: list[Window]
-    ) -> list[np.ndarray]:
-        """Audio of each window's kept chunk, decoded in groups of bounded size.
+    def _decode(self, items: list[ItemStream]) -> list[np.ndarray]:
+        """Audio of each item's next chunk, decoded in groups of bounded size.
 
         Rows are padded to a multiple of ``WIDTH_BUCKET`` frames: oneDNN builds
         (and caches) kernels per input shape, and a fresh shape per call costs
@@ -342,36 +409,30 @@ class Voice:
         ``DECODE_BUDGET_FRAMES`` frames, which keeps its activations in cache.
         """
         out: list[np.ndarray] = []
-        group: list[int] = []
-        for row, w in enumerate(wins):
-            width = _bucket(w.hi - w.lo, WIDTH_BUCKET)
-            if group and (len(group) + 1) * max(width, self._group_width(group, wins)) > (
-                DECODE_BUDGET_FRAMES
-            ):
-                out.extend(
-                    self._decode_group(z, [items[r] for r in group], [wins[r] for r in group])
-                )
-                group = []
-            group.append(row)
-        out.extend(self._decode_group(z, [items[r] for r in group], [wins[r] for r in group]))
+        group: list[ItemStream] = []
+        width = 0
+        for it in items:
+            w = it.plan[it.step]
+            wider = max(width, _bucket(w.hi - w.lo, WIDTH_BUCKET))
+            if group and (len(group) + 1) * wider > DECODE_BUDGET_FRAMES:
+                out.extend(self._decode_group(group))
+                group, wider = [], _bucket(w.hi - w.lo, WIDTH_BUCKET)
+            group.append(it)
+            width = wider
+        out.extend(self._decode_group(group))
         return out
 
-    @staticmethod
-    def _group_width(group: list[int], wins: list[Window]) -> int:
-        return max(_bucket(wins[r].hi - wins[r].lo, WIDTH_BUCKET) for r in group)
-
-    def _decode_group(
-        self, z: torch.Tensor, items: list[int], wins: list[Window]
-    ) -> list[np.ndarray]:
+    def _decode_group(self, items: list[ItemStream]) -> list[np.ndarray]:
+        wins = [it.plan[it.step] for it in items]
         width = _bucket(max(w.hi - w.lo for w in wins), WIDTH_BUCKET)
-        x = z.new_zeros(len(items), z.shape[1], width)
-        for row, (i, w) in enumerate(zip(items, wins)):
-            x[row, :, : w.hi - w.lo] = z[i, :, w.lo : w.hi]
+        x = items[0].z.new_zeros(len(items), items[0].z.shape[0], width)
+        for row, (it, w) in enumerate(zip(items, wins)):
+            x[row, :, : w.hi - w.lo] = it.z[:, w.lo : w.hi]
         lengths = [w.hi - w.lo for w in wins]
         keep = [(w.start - w.lo, w.end - w.lo) for w in wins]
         audio = self.model.dec(x, lengths, keep, self.late_context).cpu().numpy()
         hop = self.hop_length
-        return [audio[row, : (w.end - w.start) * hop] for row, w in enumerate(wins)]
+        return [audio[row, : (w.end - w.start) * hop].copy() for row, w in enumerate(wins)]
 
     # -- conveniences ------------------------------------------------------------------
 
@@ -380,7 +441,7 @@ class Voice:
     ) -> list[np.ndarray]:
         """Whole audio of each request, synthesized as one batch."""
         parts: list[list[np.ndarray]] = [[] for _ in requests]
-        for chunk in self.stream(self.prepare(requests), schedule):
+        for chunk in self.stream(requests, schedule):
             parts[chunk.item].append(chunk.samples)
         return [np.concatenate(p) for p in parts]
 
@@ -402,7 +463,7 @@ class Voice:
         offset = 0
         for s, req in enumerate(reqs):
             sentence_samples = 0
-            for chunk in self.stream(self.prepare([req]), schedule):
+            for chunk in self.stream([req], schedule):
                 sentence_samples = chunk.offset + len(chunk.samples)
                 chunk.offset += offset
                 chunk.is_last = chunk.is_last and s == len(reqs) - 1

@@ -114,7 +114,7 @@ def test_different_seeds_give_different_audio(voice, piper_ids) -> None:
 
 
 def _stream(voice, reqs, schedule):
-    chunks = list(voice.stream(voice.prepare(reqs), schedule))
+    chunks = list(voice.stream(reqs, schedule))
     return chunks
 
 
@@ -191,3 +191,16 @@ def test_bad_ids_are_rejected_with_a_clear_error(voice) -> None:
         voice.prepare([SynthesisRequest([], DET)])
     with pytest.raises(ValueError, match="at least one"):
         voice.prepare([])
+
+
+def test_items_begun_later_join_a_running_batch_and_stay_exact(voice, piper_ids, alone) -> None:
+    schedule = ChunkSchedule(first_frames=8, max_frames=32)
+    first = voice.begin([SynthesisRequest(piper_ids[0], DET)], schedule, tags=["a"])
+    chunks = voice.step(first)  # "a" is one chunk in when "b" arrives
+    second = voice.begin([SynthesisRequest(piper_ids[2], DET)], schedule, tags=["b"])
+    running = first + second
+    while not all(it.done for it in running):
+        chunks += voice.step(running)
+    for tag, ref in (("a", alone[0]), ("b", alone[2])):
+        mine = [c for c in chunks if c.tag == tag]
+        assert snr_db(np.concatenate([c.samples for c in mine]), ref) >= 40.0
