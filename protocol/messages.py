@@ -1,0 +1,317 @@
+"""Typed values for every protocol message (SPEC.md §4–§5).
+
+Each message is a frozen, slotted dataclass. The codec (``protocol/codec.py``) turns them
+into msgpack or JSON maps and back; the session (``protocol/session.py``) decides which are
+allowed when. Constructors do not validate peer-facing ranges (the codec does that on
+decode); only the configuration values, ``Limits`` and ``Capabilities``, check themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from .types import (
+    AUDIO_FORMATS,
+    AudioFormat,
+    ErrorCode,
+    Priority,
+    Status,
+    StreamId,
+    UtteranceId,
+)
+
+__all__ = [
+    "AudioFrame",
+    "AudioSpec",
+    "Append",
+    "Cancel",
+    "Capabilities",
+    "ClientMessage",
+    "Done",
+    "End",
+    "Error",
+    "Flush",
+    "Hello",
+    "Limits",
+    "Marks",
+    "Phoneme",
+    "ServerMessage",
+    "SessionEvent",
+    "Speak",
+    "SpeakOptions",
+    "Started",
+    "Welcome",
+    "Word",
+]
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-connection limits, announced to the client in ``welcome`` (SPEC.md §5.1).
+
+    Raises:
+        ValueError: if a limit is not a positive integer.
+    """
+
+    max_message_bytes: int = 64 * 1024
+    """Largest control message accepted, in bytes (UTF-8 bytes for JSON text frames)."""
+    max_text_chars: int = 5000
+    """Longest ``text`` of one ``speak`` or one ``append``, in Unicode code points."""
+    max_inflight: int = 64
+    """Most utterances one connection may have in flight (opened and not yet ``done``)."""
+    max_pending_text_chars: int = 20000
+    """Most code points all ``append`` pieces of one streamed utterance may add up to."""
+
+    def __post_init__(self) -> None:
+        for limit in fields(self):
+            _require_positive(limit.name, getattr(self, limit.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What this server can do; options needing more are answered ``unsupported``.
+
+    Raises:
+        ValueError: if ``default_sample_rate`` is outside 8000–48000 or ``formats`` is
+            empty or names an unknown format.
+    """
+
+    emotions: tuple[str, ...] = ()
+    """Emotion names ``speak.emotion`` may take; empty means emotion is unsupported."""
+    voices: tuple[str, ...] = ()
+    """Voice names ``speak.voice`` may take; empty means voice selection is unsupported."""
+    timestamps: bool = True
+    """Whether ``speak.timestamps`` (``marks`` messages) is supported."""
+    default_sample_rate: int = 22050
+    """Output rate in Hz when ``hello.audio.sample_rate`` is absent (the voice's own rate)."""
+    pitch: bool = False
+    """Whether a non-zero ``speak.pitch`` is supported."""
+    volume: bool = False
+    """Whether a non-zero ``speak.volume`` is supported."""
+    formats: tuple[AudioFormat, ...] = AUDIO_FORMATS
+    """PCM formats ``hello.audio.format`` may ask for."""
+
+    def __post_init__(self) -> None:
+        if not 8000 <= self.default_sample_rate <= 48000:
+            raise ValueError(f"default_sample_rate out of range: {self.default_sample_rate}")
+        if not self.formats or not set(self.formats) <= set(AUDIO_FORMATS):
+            raise ValueError(f"formats must be a non-empty subset of {AUDIO_FORMATS}")
+
+
+def _require_positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+# --- client -> server ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSpec:
+    """Output audio: asked for in ``hello.audio``, resolved in ``welcome.audio``."""
+
+    sample_rate: int | None = None
+    """Hz, 8000–48000; ``None`` asks for the voice's own rate (always set in ``welcome``)."""
+    format: AudioFormat = "s16le"
+    """PCM sample encoding of every audio frame."""
+    frame_ms: int = 40
+    """Target duration of one audio frame, in milliseconds (10–200)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakOptions:
+    """How to speak one utterance (the optional fields of ``speak`` / first ``append``)."""
+
+    voice: str | None = None
+    """Voice name from ``capabilities.voices``; ``None`` is the server's default voice."""
+    emotion: str | None = None
+    """Emotion name from ``capabilities.emotions``; ``None`` is neutral."""
+    intensity: float = 0.7
+    """Strength of ``emotion``, 0–1; ignored without an emotion."""
+    speed: float = 1.0
+    """Speaking-rate factor, 0.25–4."""
+    pitch: float = 0.0
+    """Pitch shift in semitones, −12–12."""
+    volume: float = 0.0
+    """Gain in dB, −30–12."""
+    priority: Priority = "normal"
+    """Scheduling class."""
+    deadline_ms: int | None = None
+    """Give up (status ``expired``) if audio has not started this many ms after receipt."""
+    timestamps: bool = False
+    """Ask for ``marks`` messages with word and phoneme timings."""
+    seed: int | None = None
+    """Random seed (0 – 2**63−1) for reproducible synthesis; ``None`` lets the server pick."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First message of a connection: protocol version, auth token, output audio."""
+
+    version: int
+    token: str | None = None
+    audio: AudioSpec = field(default_factory=AudioSpec)
+
+
+@dataclass(frozen=True, slots=True)
+class Speak:
+    """Synthesize one complete text as one utterance."""
+
+    id: UtteranceId
+    text: str
+    options: SpeakOptions = field(default_factory=SpeakOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """Add a piece of text to a streamed utterance; the first append opens it.
+
+    ``options`` is set only on the first append of an id. Events delivered by
+    ``Session`` always carry options on the first append (defaults if the client sent
+    none) and ``None`` on later ones, so ``options is not None`` means "opens".
+    """
+
+    id: UtteranceId
+    text: str
+    options: SpeakOptions | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Synthesize the buffered text of a streamed utterance now."""
+
+    id: UtteranceId
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """No more text for a streamed utterance; synthesize what is left."""
+
+    id: UtteranceId
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Stop one utterance, or all of this connection's utterances when ``id`` is None."""
+
+    id: UtteranceId | None = None
+
+
+# --- server -> client ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """Answer to ``hello``: the negotiated session parameters."""
+
+    version: int
+    session: str
+    """Server-assigned session id, for logs and support requests."""
+    audio: AudioSpec
+    """Resolved output audio; ``sample_rate`` is always set. Channels are always 1."""
+    limits: Limits
+    capabilities: Capabilities
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """Synthesis of an utterance started; its audio frames carry ``stream``."""
+
+    id: UtteranceId
+    stream: StreamId
+    queue_ms: float
+    """Time from receipt of the utterance's first message to the start, in ms."""
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One word's position in the utterance's audio, in output samples."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Phoneme:
+    """One phoneme's position in the utterance's audio, in output samples."""
+
+    p: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """Word and phoneme timings for the audio of ``stream`` from sample ``offset`` on."""
+
+    id: UtteranceId
+    stream: StreamId
+    offset: int
+    """First sample of the audio these timings describe (same axis as frame offsets)."""
+    words: tuple[Word, ...] = ()
+    phonemes: tuple[Phoneme, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """An utterance finished; its id may be reused afterwards."""
+
+    id: UtteranceId
+    stream: StreamId | None
+    """The utterance's stream, or ``None`` if it never started."""
+    status: Status
+    samples: int = 0
+    """Samples sent in audio frames (per channel)."""
+    audio_ms: float = 0.0
+    """Duration of the audio sent, in ms."""
+    first_audio_ms: float | None = None
+    """Receipt of the utterance to its first audio frame, in ms; ``None`` without audio."""
+    rtf: float | None = None
+    """Real-time factor: synthesis time / audio duration; ``None`` without audio."""
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Something went wrong; ``id`` names the utterance when it concerns one."""
+
+    code: ErrorCode
+    message: str
+    """Human-readable detail; never parse it."""
+    id: UtteranceId | None = None
+    retryable: bool = False
+    """Whether sending the same request again later may succeed."""
+    retry_after_ms: int | None = None
+    """Suggested wait before retrying, in ms."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFrame:
+    """One binary audio frame: a 16-byte header and mono PCM (SPEC.md §8)."""
+
+    stream: StreamId
+    seq: int
+    """0, 1, 2, … within the stream."""
+    offset: int
+    """Sample offset of the frame's first sample within the utterance's audio."""
+    pcm: bytes | memoryview
+    """Mono PCM in the session's format; empty only on a ``last`` frame. A
+    ``memoryview`` lets the engine hand over its buffer without a copy; decoding
+    always gives ``bytes``."""
+    last: bool = False
+    """Final frame of the stream."""
+    cancelled: bool = False
+    """The utterance was cancelled; this frame fades out."""
+
+
+ClientMessage = Hello | Speak | Append | Flush | End | Cancel
+"""Every message a client may send."""
+
+SessionEvent = Speak | Append | Flush | End | Cancel
+"""Every message ``Session.events_received`` hands to the server (``Hello`` stays inside)."""
+
+ServerMessage = Welcome | Started | Marks | Done | Error
+"""Every control message a server may send (audio frames are ``AudioFrame``)."""

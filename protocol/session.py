@@ -1,0 +1,414 @@
+"""The per-connection protocol state machine, sans I/O (SPEC.md §9).
+
+The server feeds every WebSocket message to ``Session.receive_data``, acts on
+``events_received()``, reports progress with the ``send_*`` methods and writes out
+``data_to_send()``; when ``close_code()`` is set it closes the WebSocket with that code.
+Nothing here blocks, reads a clock or touches a socket.
+
+h11 rule: the connection state changes only through ``TRANSITIONS``, the one table of
+legal (state, trigger) pairs below; no other code assigns ``Session._state``. Per-utterance
+bookkeeping (in-flight ids, streams, sequence numbers) is separate from that table.
+
+Peer input never raises out of ``Session``: a bad message becomes an ``error`` message
+(and, for connection-level problems, a close code), with the cause kept in
+``last_error``. Local misuse (a server bug) raises ``InvalidState``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Final, assert_never
+
+from .codec import SAMPLE_WIDTH, encode_audio_frame, encode_server, parse_client
+from .errors import (
+    AuthFailed,
+    InvalidMessage,
+    InvalidState,
+    PolicyViolation,
+    ProtocolError,
+)
+from .fields import show
+from .messages import (
+    Append,
+    AudioFrame,
+    AudioSpec,
+    Cancel,
+    Capabilities,
+    ClientMessage,
+    Done,
+    End,
+    Error,
+    Flush,
+    Hello,
+    Limits,
+    Marks,
+    ServerMessage,
+    SessionEvent,
+    Speak,
+    SpeakOptions,
+    Started,
+    Welcome,
+)
+from .schema import client_from_wire
+from .types import PROTOCOL_VERSION, CloseCode, StreamId, UtteranceId
+from .utterances import Utterances
+
+__all__ = ["TRANSITIONS", "Authenticator", "Session", "State", "Trigger"]
+
+Authenticator = Callable[[str | None], bool]
+"""Called with ``hello.token``; returns whether the client may proceed."""
+
+
+class State(enum.Enum):
+    """Connection state (SPEC.md §9.1)."""
+
+    AWAITING_HELLO = "awaiting_hello"
+    """Only ``hello`` is accepted."""
+    OPEN = "open"
+    """``welcome`` was sent; utterance messages are accepted."""
+    CLOSED = "closed"
+    """A close code is set; input is ignored and nothing more is sent."""
+
+
+class Trigger(enum.Enum):
+    """What moves the connection from one state to another."""
+
+    HELLO = "hello"
+    """A valid ``hello`` was answered with ``welcome``."""
+    FAIL = "fail"
+    """The peer caused a connection-level error; the error message is queued."""
+    CLOSE = "close"
+    """The server called ``Session.close``."""
+
+
+TRANSITIONS: Final[Mapping[tuple[State, Trigger], State]] = MappingProxyType(
+    {
+        (State.AWAITING_HELLO, Trigger.HELLO): State.OPEN,
+        (State.AWAITING_HELLO, Trigger.FAIL): State.CLOSED,
+        (State.AWAITING_HELLO, Trigger.CLOSE): State.CLOSED,
+        (State.OPEN, Trigger.FAIL): State.CLOSED,
+        (State.OPEN, Trigger.CLOSE): State.CLOSED,
+    }
+)
+"""Every legal transition; anything else is a bug."""
+
+
+class Session:
+    """One client connection, seen from the server.
+
+    Args:
+        limits: Limits enforced on the client and announced in ``welcome``.
+        capabilities: What this server supports; options beyond them are answered
+            with an ``unsupported`` error by the session itself.
+        session_id: Id announced in ``welcome.session``.
+        authenticate: Checks ``hello.token``; when it returns ``False`` the session
+            answers ``auth_failed`` and closes with 4003. ``None`` accepts every token.
+            It may raise a ``ProtocolError`` (such as ``AuthFailed("expired token")``)
+            to choose the error sent; any other exception propagates out of
+            ``receive_data``.
+    """
+
+    def __init__(
+        self,
+        limits: Limits,
+        capabilities: Capabilities,
+        session_id: str,
+        *,
+        authenticate: Authenticator | None = None,
+    ) -> None:
+        self._limits = limits
+        self._capabilities = capabilities
+        self._session_id = session_id
+        self._authenticate = authenticate
+        self._state = State.AWAITING_HELLO
+        self._hello: Hello | None = None
+        self._audio: AudioSpec | None = None
+        self._binary = True
+        self._close_code: CloseCode | None = None
+        self._events: list[SessionEvent] = []
+        self._outgoing: list[bytes | str] = []
+        self._utterances = Utterances(limits)
+        self.last_error: ProtocolError | None = None
+        """The last error caused by peer input, kept for logging."""
+
+    # --- properties --------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The connection state."""
+        return self._state
+
+    @property
+    def session_id(self) -> str:
+        """The id announced in ``welcome``."""
+        return self._session_id
+
+    @property
+    def hello(self) -> Hello | None:
+        """The client's ``hello``, once accepted."""
+        return self._hello
+
+    @property
+    def audio(self) -> AudioSpec:
+        """The negotiated output audio; ``sample_rate`` is always set.
+
+        Raises:
+            InvalidState: before ``hello`` was accepted.
+        """
+        if self._audio is None:
+            raise InvalidState("audio is negotiated by hello, which has not been accepted")
+        return self._audio
+
+    @property
+    def binary(self) -> bool:
+        """Whether control messages go out as msgpack (``True``) or JSON (``False``).
+
+        Raises:
+            InvalidState: before ``hello`` was accepted.
+        """
+        if self._hello is None:
+            raise InvalidState("the encoding is chosen by hello, which has not been accepted")
+        return self._binary
+
+    @property
+    def inflight(self) -> frozenset[UtteranceId]:
+        """Ids opened by ``speak``/``append`` and not yet reported ``done``."""
+        return self._utterances.ids
+
+    def close_code(self) -> CloseCode | None:
+        """Return the code to close the WebSocket with, or ``None`` while it stays open.
+
+        Send everything in ``data_to_send()`` first, then close.
+        """
+        return self._close_code
+
+    # --- peer input --------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | str) -> None:
+        """Process one WebSocket message from the client; never raises on peer input.
+
+        Args:
+            data: ``bytes`` for a binary frame (msgpack), ``str`` for a text frame (JSON).
+
+        Raises:
+            Exception: only what ``authenticate`` raises, other than ``ProtocolError``.
+        """
+        if self._state is State.CLOSED:
+            return  # SPEC.md §9.3: input after close is ignored.
+        binary = not isinstance(data, str)
+        try:
+            self._dispatch(self._decode(data), binary)
+        except ProtocolError as exc:
+            self._reject(exc, binary)
+
+    def events_received(self) -> list[SessionEvent]:
+        """Return and forget the events decoded since the last call."""
+        events, self._events = self._events, []
+        return events
+
+    def _decode(self, data: bytes | str) -> ClientMessage:
+        kind, fields = parse_client(data, self._limits)
+        if self._state is State.OPEN:
+            if kind == "hello":
+                raise PolicyViolation("hello may be sent only once", code="invalid_message")
+            return client_from_wire(kind, fields, self._limits)
+        if kind != "hello":
+            raise PolicyViolation("the first message must be hello")
+        try:
+            return client_from_wire(kind, fields, self._limits)
+        except InvalidMessage as exc:
+            # Without a valid hello there is nothing to go on with (SPEC.md §9.2).
+            raise PolicyViolation(exc.message, code=exc.code) from exc
+
+    def _reject(self, exc: ProtocolError, binary: bool) -> None:
+        # Before hello there is no negotiated encoding: answer in the frame's own (§2.2).
+        self.last_error = exc
+        if self._hello is not None:
+            binary = self._binary
+        self._outgoing.append(encode_server(exc.to_error(), binary=binary))
+        if exc.close_code is not None:
+            self._close_code = exc.close_code
+            self._advance(Trigger.FAIL)
+
+    def _dispatch(self, message: ClientMessage, binary: bool) -> None:
+        match message:
+            case Hello():
+                self._on_hello(message, binary)
+            case Speak():
+                self._check_options(message.id, message.options)
+                self._utterances.open(message.id, streamed=False)
+                self._events.append(message)
+            case Append():
+                self._on_append(message)
+            case Flush() | End():
+                self._utterances.input(message)
+                self._events.append(message)
+            case Cancel():
+                self._utterances.cancel(message)
+                self._events.append(message)
+            case _:  # pragma: no cover (decoding yields nothing else)
+                assert_never(message)
+
+    def _on_hello(self, hello: Hello, binary: bool) -> None:
+        if hello.audio.format not in self._capabilities.formats:
+            supported = ", ".join(self._capabilities.formats)
+            message = f"audio format {hello.audio.format} is not supported; supported: {supported}"
+            raise PolicyViolation(message, code="unsupported")
+        if self._authenticate is not None and not self._authenticate(hello.token):
+            raise AuthFailed("the token was rejected")
+        rate = hello.audio.sample_rate or self._capabilities.default_sample_rate
+        self._hello, self._binary = hello, binary
+        self._audio = replace(hello.audio, sample_rate=rate)
+        self._advance(Trigger.HELLO)
+        welcome = Welcome(
+            PROTOCOL_VERSION, self._session_id, self._audio, self._limits, self._capabilities
+        )
+        self._outgoing.append(encode_server(welcome, binary=binary))
+
+    def _on_append(self, append: Append) -> None:
+        if append.id in self._utterances:
+            self._utterances.append(append)
+            self._events.append(append)
+            return
+        # SPEC.md §4.3: the first append opens the utterance, with default options
+        # if it sent none, so the server can tell "opens" by ``options is not None``.
+        options = append.options or SpeakOptions()
+        self._check_options(append.id, options)
+        self._utterances.open(append.id, streamed=True, text_chars=len(append.text))
+        self._events.append(replace(append, options=options))
+
+    def _check_options(self, id: UtteranceId, options: SpeakOptions) -> None:
+        problem = _unsupported_option(options, self._capabilities)
+        if problem is not None:
+            raise InvalidMessage(problem, code="unsupported", id=id)
+
+    # --- server output -----------------------------------------------------------------
+
+    def send_started(self, id: UtteranceId, stream: StreamId, queue_ms: float) -> None:
+        """Announce that synthesis of ``id`` started and its audio will carry ``stream``.
+
+        Raises:
+            InvalidState: before ``hello``; ``id`` is not in flight or already started;
+                ``stream`` is outside u32 or used by another in-flight utterance;
+                ``queue_ms`` is not finite.
+        """
+        if self._can_send():
+            data = self._encode(Started(id, stream, queue_ms))
+            self._utterances.start(id, stream)
+            self._outgoing.append(data)
+
+    def send_marks(self, marks: Marks) -> None:
+        """Send word/phoneme timings of a started utterance.
+
+        Raises:
+            InvalidState: before ``hello``; ``marks.id`` is not in flight or
+                ``marks.stream`` is not its stream.
+        """
+        if self._can_send():
+            self._utterances.check_marks(marks)
+            self._outgoing.append(self._encode(marks))
+
+    def send_audio(self, frame: AudioFrame) -> None:
+        """Send one audio frame (SPEC.md §8).
+
+        Frames of a stream must come in order: ``seq`` 0, 1, 2, …, each ``offset`` equal
+        to the samples sent before it, and exactly one ``last`` frame at the end.
+
+        Raises:
+            InvalidState: before ``hello``; the stream was not started or already got its
+                last frame; ``seq`` or ``offset`` is not the next one; the PCM is not a
+                whole number of samples, or empty on a frame that is not last.
+        """
+        if not self._can_send():
+            return
+        try:
+            data = encode_audio_frame(frame)
+        except ValueError as exc:
+            raise InvalidState(str(exc)) from exc
+        self._utterances.audio(frame, SAMPLE_WIDTH[self.audio.format])
+        self._outgoing.append(data)
+
+    def send_done(self, done: Done) -> None:
+        """Report that an utterance finished and forget its id (it may be reused).
+
+        Call it exactly once per in-flight utterance, also after ``send_error`` about it
+        and after a ``Cancel`` event (with status ``cancelled``).
+
+        Raises:
+            InvalidState: before ``hello``; ``done.id`` is not in flight;
+                ``done.stream`` is not the utterance's stream (``None`` if it never
+                started); a started stream has not had its ``last`` frame.
+        """
+        if self._can_send():
+            data = self._encode(done)
+            self._utterances.finish(done)
+            self._outgoing.append(data)
+
+    def send_error(self, error: Error) -> None:
+        """Send an error decided by the server (``overloaded``, ``expired``, …).
+
+        An error naming an in-flight utterance does not end it: ``send_done`` must
+        still follow. To end the connection, call ``close`` afterwards.
+
+        Raises:
+            InvalidState: before ``hello``, or a number in it is not finite.
+        """
+        if self._can_send():
+            self._outgoing.append(self._encode(error))
+
+    def close(self, code: CloseCode) -> None:
+        """Close the session from the server side (``SERVICE_RESTART``, ``SLOW_CONSUMER``…).
+
+        Queues nothing: send an ``error`` first if the client should learn why. Does
+        nothing if the session is already closed (the first close code stays).
+        """
+        if self._state is not State.CLOSED:
+            self._close_code = CloseCode(code)
+            self._advance(Trigger.CLOSE)
+
+    def data_to_send(self) -> list[bytes | str]:
+        """Return and forget the WebSocket messages to send, in order.
+
+        ``bytes`` go out as binary frames, ``str`` as text frames.
+        """
+        outgoing, self._outgoing = self._outgoing, []
+        return outgoing
+
+    def _can_send(self) -> bool:
+        # Output racing a close is expected (an engine finishing late): drop it quietly.
+        if self._state is State.AWAITING_HELLO:
+            raise InvalidState("nothing can be sent before hello is accepted")
+        return self._state is State.OPEN
+
+    def _encode(self, message: ServerMessage) -> bytes | str:
+        try:
+            return encode_server(message, binary=self._binary)
+        except ValueError as exc:
+            raise InvalidState(f"cannot encode {type(message).__name__}: {exc}") from exc
+
+    def _advance(self, trigger: Trigger) -> None:
+        next_state = TRANSITIONS.get((self._state, trigger))
+        assert next_state is not None, f"no transition from {self._state} on {trigger}"
+        self._state = next_state
+
+
+def _unsupported_option(options: SpeakOptions, caps: Capabilities) -> str | None:
+    """Return why ``options`` need more than ``caps`` offers, or ``None`` (SPEC.md §4.4)."""
+    if options.emotion is not None and options.emotion not in caps.emotions:
+        return f"emotion {show(options.emotion)} is not supported; {_listing(caps.emotions)}"
+    if options.voice is not None and options.voice not in caps.voices:
+        return f"voice {show(options.voice)} is not supported; {_listing(caps.voices)}"
+    if options.pitch != 0.0 and not caps.pitch:
+        return "pitch must be 0: this server cannot shift pitch"
+    if options.volume != 0.0 and not caps.volume:
+        return "volume must be 0: this server cannot change volume"
+    if options.timestamps and not caps.timestamps:
+        return "timestamps must be false: this server cannot produce marks"
+    return None
+
+
+def _listing(names: tuple[str, ...]) -> str:
+    return "supported: " + ", ".join(names) if names else "this server supports none"

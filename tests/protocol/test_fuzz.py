@@ -1,0 +1,206 @@
+"""Fuzzing: no peer input makes ``Session.receive_data`` raise (SPEC.md §9.3).
+
+Every input must end in exactly one outcome: one event, one ``welcome`` or one ``error``
+(and, for connection-level errors, a close code).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocol import (
+    Capabilities,
+    Done,
+    Error,
+    Limits,
+    Session,
+    State,
+    Welcome,
+)
+from protocol.schema import OPTION_FIELDS
+
+from .helpers import CAPS, decode_all, open_session, uid
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+KEYS = ["type", "id", "text", "version", "token", "audio", "sample_rate", "format", "frame_ms"]
+KEYS += list(OPTION_FIELDS)
+TYPES = ["hello", "speak", "append", "flush", "end", "cancel", "welcome", ""]
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(TYPES)
+)
+values = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+VALID: list[dict[str, Any]] = [
+    {"type": "hello", "version": 1, "token": "t", "audio": {"sample_rate": 16000}},
+    {"type": "speak", "id": "a", "text": "Hello.", "speed": 1.2, "emotion": "happy"},
+    {"type": "append", "id": "b", "text": "Hi", "voice": "joe", "timestamps": True},
+    {"type": "append", "id": "a", "text": " more"},
+    {"type": "flush", "id": "b"},
+    {"type": "end", "id": "b"},
+    {"type": "cancel", "id": "a"},
+    {"type": "cancel"},
+]
+
+
+def assert_one_outcome(session: Session) -> None:
+    """Exactly one event, welcome or error; a close code only after an error."""
+    events = session.events_received()
+    sent = decode_all(session.data_to_send())
+    assert len(events) + len(sent) == 1, (events, sent)
+    assert all(isinstance(message, Error | Welcome) for message in sent)
+    if session.close_code() is not None:
+        assert session.state is State.CLOSED
+        assert isinstance(sent[0], Error)
+        assert session.last_error is not None
+
+
+def encode_value(value: object, binary: bool) -> bytes | str:
+    if binary:
+        return msgpack.packb(value, use_bin_type=True)
+    return json.dumps(value)
+
+
+@FUZZ
+@given(data=st.binary(max_size=200), opened=st.booleans())
+def test_arbitrary_bytes_never_raise(data, opened) -> None:
+    session = open_session() if opened else Session(Limits(), CAPS, "s-1")
+    session.receive_data(data)
+    assert_one_outcome(session)
+
+
+@FUZZ
+@given(text=st.text(max_size=200), opened=st.booleans())
+def test_arbitrary_text_never_raises(text, opened) -> None:
+    session = open_session() if opened else Session(Limits(), CAPS, "s-1")
+    session.receive_data(text)
+    assert_one_outcome(session)
+
+
+@FUZZ
+@given(value=values, binary=st.booleans(), opened=st.booleans())
+def test_arbitrary_values_never_raise(value, binary, opened) -> None:
+    session = open_session() if opened else Session(Limits(), CAPS, "s-1")
+    session.receive_data(encode_value(value, binary))
+    assert_one_outcome(session)
+
+
+mutations = st.lists(
+    st.tuples(st.sampled_from(["set", "delete", "add"]), st.sampled_from(KEYS), values),
+    min_size=1,
+    max_size=3,
+)
+
+
+@FUZZ
+@given(base=st.sampled_from(VALID), changes=mutations, binary=st.booleans())
+def test_mutated_valid_messages_never_raise(base, changes, binary) -> None:
+    wire = dict(base)
+    for action, key, value in changes:
+        if action == "delete":
+            wire.pop(key, None)
+        elif action == "add" or key in wire:
+            wire[key] = value
+    caps = Capabilities(emotions=("happy",), voices=("joe",))
+    session = Session(Limits(), caps, "s-1") if base["type"] == "hello" else open_session(caps)
+    session.receive_data(encode_value(wire, binary))
+    assert_one_outcome(session)
+
+
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["speak", "append", "append+", "flush", "end", "cancel", "done"]),
+        st.sampled_from(["a", "b", "c", None]),
+    ),
+    max_size=30,
+)
+
+
+class Model:
+    """What the session should answer, from SPEC.md §4 alone (streamed, accepting, chars)."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.inflight: dict[str, list[Any]] = {}
+
+    def expect(self, op: str, name: str | None) -> str | None:
+        """Return the expected error code, or None when an event is expected."""
+        if name is None:
+            if op != "cancel":
+                return "invalid_message"
+            for opened in self.inflight.values():
+                opened[1] = False
+            return None
+        entry = self.inflight.get(name)
+        if op in ("speak", "append", "append+") and (entry is None or op == "speak"):
+            if entry is not None:
+                return "duplicate_id"
+            if len(self.inflight) >= self.limits.max_inflight:
+                return "too_many_inflight"
+            self.inflight[name] = [op != "speak", op != "speak", 5]
+            return None
+        if entry is None:
+            return "unknown_id"
+        streamed, accepting, chars = entry
+        if op == "cancel":
+            entry[1] = False
+            return None
+        if not streamed or not accepting or op == "append+":
+            return "invalid_message"
+        if op == "append":
+            if chars + 5 > self.limits.max_pending_text_chars:
+                return "text_too_long"
+            entry[2] += 5
+        entry[1] = op != "end"
+        return None
+
+
+@FUZZ
+@given(script=ops)
+def test_random_utterance_traffic_matches_a_reference_model(script) -> None:
+    limits = Limits(max_inflight=2, max_text_chars=10, max_pending_text_chars=12)
+    session = open_session(limits=limits)
+    model = Model(limits)
+    for op, name in script:
+        if op == "done":
+            if name is not None and name in model.inflight:
+                session.send_done(Done(uid(name), None, "cancelled"))
+                assert len(session.data_to_send()) == 1
+                del model.inflight[name]
+            continue
+        wire: dict[str, object] = {"type": op.rstrip("+")}
+        if name is not None:
+            wire["id"] = name
+        if op in ("speak", "append", "append+"):
+            wire["text"] = "hello"
+        if op == "append+":
+            wire["speed"] = 1.5
+        expected = model.expect(op, name)
+        session.receive_data(encode_value(wire, binary=True))
+        sent = decode_all(session.data_to_send())
+        events = session.events_received()
+        if expected is None:
+            assert (len(events), sent) == (1, [])
+        else:
+            assert events == []
+            assert [(e.code, e.id) for e in sent if isinstance(e, Error)] == [(expected, name)]
+        assert session.inflight == set(model.inflight)
+        assert session.close_code() is None
