@@ -339,22 +339,22 @@ class Voice:
         return items
 
     @torch.inference_mode()
-    def step(self, items: Sequence[ItemStream]) -> list[AudioChunk]:
+    def step(self, items: Sequence[ItemStream]) -> Iterator[AudioChunk]:
         """Decode the next chunk of every unfinished item, in as few decoder calls as fit.
 
-        Returns:
-            One chunk per unfinished item, in the order given. Within an item,
-            chunks come in order and join to its whole decode.
+        Items still waiting for their first chunk go first, and chunks are
+        yielded group by group as each decoder call finishes, so a newly
+        admitted utterance's first audio does not wait for the others' chunks.
+        Within an item, chunks come in order and join to its whole decode.
         """
-        active = [it for it in items if not it.done]
+        active = sorted((it for it in items if not it.done), key=lambda it: it.step > 0)
         behind = [it for it in active if it.plan[it.step].hi > it.z.shape[1]]
         if behind:
             self._advance_flow(behind, [it.frames for it in behind])
-        chunks = []
-        for it, audio in zip(active, self._decode(active)):
-            w = it.plan[it.step]
-            chunks.append(
-                AudioChunk(
+        for group in self._groups(active):
+            for it, audio in zip(group, self._decode_group(group)):
+                w = it.plan[it.step]
+                yield AudioChunk(
                     item=it.index,
                     samples=audio,
                     offset=w.start * self.hop_length,
@@ -362,9 +362,7 @@ class Voice:
                     phoneme_samples=it.phoneme_samples if it.step == 0 else None,
                     tag=it.tag,
                 )
-            )
-            it.step += 1
-        return chunks
+                it.step += 1
 
     def stream(
         self, requests: Sequence[SynthesisRequest], schedule: ChunkSchedule | None = None
@@ -400,27 +398,26 @@ class Voice:
         for row, (it, (start, end, lo, _)) in enumerate(zip(items, spans)):
             it.z = torch.cat([it.z, z[row, :, start - lo : end - lo].float()], dim=1)
 
-    def _decode(self, items: list[ItemStream]) -> list[np.ndarray]:
-        """Audio of each item's next chunk, decoded in groups of bounded size.
+    def _groups(self, items: list[ItemStream]) -> Iterator[list[ItemStream]]:
+        """Split items into decoder calls of at most ``DECODE_BUDGET_FRAMES`` frames.
 
         Rows are padded to a multiple of ``WIDTH_BUCKET`` frames: oneDNN builds
         (and caches) kernels per input shape, and a fresh shape per call costs
-        several times the convolution itself. A group holds at most
-        ``DECODE_BUDGET_FRAMES`` frames, which keeps its activations in cache.
+        several times the convolution itself. A bounded group keeps its
+        activations in cache.
         """
-        out: list[np.ndarray] = []
         group: list[ItemStream] = []
         width = 0
         for it in items:
             w = it.plan[it.step]
             wider = max(width, _bucket(w.hi - w.lo, WIDTH_BUCKET))
             if group and (len(group) + 1) * wider > DECODE_BUDGET_FRAMES:
-                out.extend(self._decode_group(group))
+                yield group
                 group, wider = [], _bucket(w.hi - w.lo, WIDTH_BUCKET)
             group.append(it)
             width = wider
-        out.extend(self._decode_group(group))
-        return out
+        if group:
+            yield group
 
     def _decode_group(self, items: list[ItemStream]) -> list[np.ndarray]:
         wins = [it.plan[it.step] for it in items]

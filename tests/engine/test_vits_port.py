@@ -196,7 +196,7 @@ def test_bad_ids_are_rejected_with_a_clear_error(voice) -> None:
 def test_items_begun_later_join_a_running_batch_and_stay_exact(voice, piper_ids, alone) -> None:
     schedule = ChunkSchedule(first_frames=8, max_frames=32)
     first = voice.begin([SynthesisRequest(piper_ids[0], DET)], schedule, tags=["a"])
-    chunks = voice.step(first)  # "a" is one chunk in when "b" arrives
+    chunks = list(voice.step(first))  # "a" is one chunk in when "b" arrives
     second = voice.begin([SynthesisRequest(piper_ids[2], DET)], schedule, tags=["b"])
     running = first + second
     while not all(it.done for it in running):
