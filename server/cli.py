@@ -1,20 +1,17 @@
-"""The ``voxlive`` command line: ``say``, ``bench``.
+"""The ``voxlive`` command line: ``serve``, ``say``, ``client``, ``bench``.
 
-This module is the only place that configures logging for command-line runs.
+Parsing and dispatch only; logging and the event loop are set up in ``__main__``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["build_parser", "dispatch", "main"]
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -24,6 +21,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voxlive", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the WebSocket server (flags override VOXLIVE_* env)")
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="TCP port (default 8765)")
+    serve.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
+    serve.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default=None)
+    serve.add_argument("--token", default=None, help="require this hello.token")
+    serve.add_argument("--max-active-items", type=int, default=None)
+    serve.add_argument("--max-queued-items", type=int, default=None)
+    serve.add_argument("--first-chunk-frames", type=int, default=None)
+    serve.add_argument("--graceful-shutdown-s", type=float, default=None)
 
     say = sub.add_parser("say", help="synthesize text to WAV files")
     src = say.add_mutually_exclusive_group(required=True)
@@ -42,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     say.add_argument("--batch", type=int, default=8, help="sentences per batch with -f")
 
+    client = sub.add_parser("client", help="speak through a running server into WAV files")
+    client_src = client.add_mutually_exclusive_group(required=True)
+    client_src.add_argument("text", nargs="?", help="text to speak")
+    client_src.add_argument("-f", "--file", type=Path, help="one utterance per non-empty line")
+    client.add_argument(
+        "-o", "--output", type=Path, required=True, help="WAV file, or directory with -f"
+    )
+    _client_options(client)
+    client.add_argument("--speed", type=float, default=1.0, help="speaking rate (0.25–4)")
+    client.add_argument("--seed", type=int, help="noise seed, for reproducible output")
+    client.add_argument("--timeout", type=float, default=120.0, help="seconds per utterance")
+
     bench = sub.add_parser("bench", help="benchmarks (JSON with --json)")
     bench_sub = bench.add_subparsers(dest="target", required=True)
     eng = bench_sub.add_parser("engine", help="engine vs Piper's onnxruntime, side by side")
@@ -52,7 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
     eng.add_argument("--items", type=int, default=32, help="utterances per throughput figure")
     eng.add_argument("--no-piper", action="store_true", help="skip the Piper baseline")
     _engine_options(eng)
+    idle = bench_sub.add_parser("idle", help="server memory per idle connection")
+    idle.add_argument("--connections", type=int, default=500)
+    idle.add_argument("--json", action="store_true", help="JSON on stdout")
+    load = bench_sub.add_parser("server", help="load generator against a running server")
+    _client_options(load)
+    load.add_argument("--sessions", type=int, default=4, help="WebSocket connections")
+    load.add_argument("--utterances", type=int, default=8, help="utterances per session")
+    load.add_argument("--rate", type=float, help="open loop: Poisson arrivals, utterances/s")
+    load.add_argument("--texts", type=Path, help="sentences, one per line (default: built in)")
+    load.add_argument("--json", action="store_true", help="JSON on stdout")
+    load.add_argument("--timeout", type=float, default=120.0, help="seconds per utterance")
+    load.add_argument("--seed", type=int, help="seed of the open-loop arrival schedule")
     return parser
+
+
+def _client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default="ws://127.0.0.1:8765", help="server address")
+    p.add_argument("--sample-rate", type=int, help="output rate in Hz (default: the voice's)")
+    p.add_argument("--token", help="hello.token, if the server requires one")
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
@@ -65,27 +103,50 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed command; returns the exit status."""
     try:
+        if args.command == "serve":
+            from .__main__ import serve_until_signalled
+            from .config import Config
+
+            return serve_until_signalled(Config.from_args(args))
         if args.command == "say":
             from .say import run_say
 
             return run_say(args)
+        if args.command == "client":
+            from .client_cli import run_client
+
+            return run_client(args)
+        if args.command == "bench" and args.target == "server":
+            from .loadgen import run_bench_server
+
+            return run_bench_server(args)
         if args.command == "bench" and args.target == "engine":
             from .bench import bench_engine, format_engine_report
 
             report = bench_engine(args)
             print(json.dumps(report, indent=2) if args.json else format_engine_report(report))
             return 0
+        if args.command == "bench" and args.target == "idle":
+            from .bench_idle import bench_idle
+
+            report = bench_idle(args.connections)
+            if args.json:
+                print(json.dumps(report, indent=2))
+            else:
+                print(f"{report['kib_per_idle_connection']:.1f} KiB per idle connection")
+            return 0
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"voxlive: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse and run without touching logging or loop policy (for tests and embedding)."""
+    return dispatch(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,153 @@
+"""The server: one voice, one batcher, a WebSocket endpoint and plain HTTP health checks.
+
+Lifecycle (uvicorn/arq style): ``serve`` runs until ``stop`` is set, then stops
+accepting, lets in-flight utterances finish for up to ``graceful_shutdown_s``,
+cancels the rest (logging how many), closes every session with 1012, and
+stops the engine thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from engine.chunking import ChunkSchedule
+from engine.voice import Voice
+from protocol.messages import Capabilities, Limits
+from protocol.types import CloseCode, StreamId
+
+from .batcher import Batcher
+from .config import Config
+from .connection import Connection
+
+__all__ = ["App"]
+
+logger = logging.getLogger(__name__)
+
+
+class App:
+    """See module docstring."""
+
+    def __init__(self, config: Config, voice: Voice | None = None) -> None:
+        self.config = config
+        self.voice = voice or Voice.load(device=config.device, precision=config.precision)
+        self.limits = Limits(
+            max_message_bytes=config.max_message_bytes,
+            max_text_chars=config.max_text_chars,
+            max_inflight=config.max_inflight,
+        )
+        self.capabilities = Capabilities(default_sample_rate=self.voice.sample_rate)
+        self.frontend_pool = ThreadPoolExecutor(
+            config.frontend_threads, thread_name_prefix="voxlive-frontend"
+        )
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self.port = config.port
+        self._streams = itertools.count(1)
+        self._sessions = itertools.count(1)
+        self.loop: asyncio.AbstractEventLoop
+        self.batcher: Batcher
+
+    def next_stream(self) -> StreamId:
+        return StreamId(next(self._streams) % 2**32)
+
+    async def serve(
+        self,
+        stop: asyncio.Event,
+        ready: Callable[[App], None] | None = None,
+        *,
+        engine_thread: bool = True,
+    ) -> None:
+        """Serve until ``stop`` is set, then shut down gracefully.
+
+        Args:
+            stop: set it (from the loop's thread) to shut down.
+            ready: called once the port is bound.
+            engine_thread: run the batcher in a thread of its own; when False the
+                caller runs ``app.batcher.run()`` on a thread it owns (the main
+                thread, for speed: see :meth:`Batcher.run`) once ``ready`` fires.
+        """
+        self.loop = asyncio.get_running_loop()
+        schedule = ChunkSchedule(first_frames=self.config.first_chunk_frames)
+        self.batcher = Batcher(
+            self.voice,
+            self.loop.call_soon_threadsafe,
+            max_active=self.config.max_active_items,
+            max_queued=self.config.max_queued_items,
+            schedule=schedule,
+            step_budget_frames=self.config.step_budget_frames,
+        )
+        if engine_thread:
+            self.batcher.start()
+        try:
+            async with serve(
+                self._handle,
+                self.config.host,
+                self.config.port,
+                process_request=self._http,
+                # Above the protocol's own limit (JSON may be 4 bytes a character), so the
+                # session answers oversize messages with message_too_big itself.
+                max_size=4 * self.config.max_message_bytes + 1024,
+                compression=None,  # audio does not compress; deflate only adds latency
+                close_timeout=2,
+            ) as server:
+                self.port = next(iter(server.sockets)).getsockname()[1]
+                logger.info("listening on ws://%s:%d", self.config.host, self.port)
+                if ready is not None:
+                    ready(self)
+                await stop.wait()
+                server.close(close_connections=False)
+                await self._drain()
+        finally:
+            await self.loop.run_in_executor(None, self.batcher.stop, True, 5.0)
+            self.frontend_pool.shutdown(wait=False, cancel_futures=True)
+            logger.info("stopped")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn = Connection(self, ws, f"s{next(self._sessions)}")
+        self.connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self.connections.discard(conn)
+
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        """``/healthz`` (process up) and ``/readyz`` (accepting work) over plain HTTP."""
+        if request.path == "/healthz":
+            return connection.respond(HTTPStatus.OK, "ok\n")
+        if request.path == "/readyz":
+            ready = (
+                not self.draining
+                and self.batcher.alive
+                and self.batcher.queued < self.config.max_queued_items
+            )
+            if ready:
+                return connection.respond(HTTPStatus.OK, "ready\n")
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
+        return None
+
+    async def _drain(self) -> None:
+        """Finish in-flight utterances up to the deadline, then close every session with 1012."""
+        self.draining = True
+        deadline = time.monotonic() + self.config.graceful_shutdown_s
+        while time.monotonic() < deadline and any(c.utterances for c in self.connections):
+            await asyncio.sleep(0.02)
+        left = sum(len(c.utterances) for c in self.connections)
+        if left:
+            logger.warning("shutdown deadline passed: cancelling %d utterances", left)
+        for conn in list(self.connections):
+            conn.cancel_all()
+            conn.flush()
+        await asyncio.gather(*(c.drained() for c in self.connections), return_exceptions=True)
+        closes = [
+            c.ws.close(CloseCode.SERVICE_RESTART, "server restarting") for c in self.connections
+        ]
+        await asyncio.gather(*closes, return_exceptions=True)

@@ -1,0 +1,318 @@
+"""One utterance on the server: text in (whole or streamed), ordered frames out.
+
+Lives on the event loop thread. It turns text into sentence jobs for the
+batcher, receives their chunks (``Sink``), puts sentences back in order,
+resamples, cuts frames, and reports ``started`` / ``marks`` / ``done``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Final
+
+from engine.frontend import FrontendResult, Sentence, TextError
+from engine.resample import StreamResampler
+from engine.voice import AudioChunk, SynthesisParams, SynthesisRequest
+from protocol.messages import AudioFrame, Done, Error, Marks, Phoneme, SpeakOptions, Word
+from protocol.types import Status, StreamId, UtteranceId
+
+from .batcher import PRIORITIES, FinishStatus, Job, Overloaded
+from .frames import Packetizer
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = ["Utterance", "split_complete_sentences"]
+
+logger = logging.getLogger(__name__)
+
+FADE_MS: Final = 10
+_BOUNDARY = re.compile(r"[.!?。！？]+[\"'’”)\]]*(?:\s+|$)")
+
+
+def split_complete_sentences(text: str) -> tuple[str, str]:
+    """Split streamed text into (complete sentences, unfinished rest).
+
+    A sentence is complete once its terminator is followed by whitespace (or,
+    for CJK terminators, immediately): "Hi. How" → ("Hi.", "How").
+    """
+    end = 0
+    for match in _BOUNDARY.finditer(text):
+        if (
+            match.end() < len(text)
+            or match.group().endswith((" ", "\n", "\t"))
+            or (match.group().rstrip()[-1:] in "。！？")
+        ):
+            end = match.end()
+    return text[:end].strip(), text[end:]
+
+
+class Utterance:
+    """See module docstring. All methods run on the event loop thread."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        uid: UtteranceId,
+        stream: StreamId,
+        options: SpeakOptions,
+        received_at: float,
+    ) -> None:
+        self.conn = conn
+        self.id = uid
+        self.stream = stream
+        self.options = options
+        self.received_at = received_at
+        spec = conn.session.audio
+        out_rate = spec.sample_rate or conn.app.voice.sample_rate
+        self.in_rate = conn.app.voice.sample_rate
+        self.out_rate = out_rate
+        self.resampler = StreamResampler(self.in_rate, out_rate)
+        self.packets = Packetizer(
+            stream, out_rate * spec.frame_ms // 1000, out_rate * FADE_MS // 1000, spec.format
+        )
+        self.params = SynthesisParams(length_scale=1.0 / options.speed, seed=options.seed)
+        self.deadline = (
+            None if options.deadline_ms is None else received_at + options.deadline_ms / 1000
+        )
+        self.pending_text = ""
+        self.closed = False  # no more text will come
+        self.finished = False  # done was sent
+        self.next_index = 0  # sentences handed to the batcher
+        self.emit_index = 0  # sentence whose chunks go out now
+        self.completed: set[int] = set()
+        self.held: dict[int, list[AudioChunk]] = {}
+        self.jobs: list[Job] = []
+        self.frontend_calls = 0
+        self.samples_in = 0  # voice-rate samples emitted so far
+        self.started_at: float | None = None
+        self.first_audio_at: float | None = None
+        self.paused = False  # read by the engine thread: skip while the client lags
+
+    # -- text in -------------------------------------------------------------------
+
+    def append(self, text: str) -> None:
+        """Streamed text: complete sentences go to synthesis now, the rest waits."""
+        ready, self.pending_text = split_complete_sentences(self.pending_text + text)
+        if ready:
+            self._submit_text(ready)
+
+    def flush(self) -> None:
+        """Synthesize what is buffered, complete or not."""
+        text, self.pending_text = self.pending_text.strip(), ""
+        if text:
+            self._submit_text(text)
+
+    def end(self) -> None:
+        """No more text: synthesize the rest, then finish."""
+        self.flush()
+        self.closed = True
+        self._maybe_done()
+
+    def speak(self, text: str) -> None:
+        self._submit_text(text)
+        self.closed = True
+
+    def _submit_text(self, text: str) -> None:
+        self.frontend_calls += 1
+        app = self.conn.app
+        future = app.loop.run_in_executor(app.frontend_pool, app.voice.frontend.process, text)
+        future.add_done_callback(self._on_frontend)
+
+    def _on_frontend(self, future: object) -> None:
+        self.frontend_calls -= 1
+        if self.finished:
+            return
+        try:
+            result: FrontendResult = future.result()  # type: ignore[attr-defined]
+        except TextError as exc:
+            if exc.code == "empty_text" and self.next_index:
+                self._maybe_done()  # e.g. an emoji-only append: nothing to say there
+                return
+            self.fail(Error(code=exc.code, message=str(exc), id=self.id), "failed")
+            return
+        except Exception:
+            logger.error("front end failed for %s", self.id, exc_info=True)
+            self.fail(Error(code="internal", message="text processing failed", id=self.id))
+            return
+        self._enqueue(result.sentences)
+
+    def _enqueue(self, sentences: list[Sentence]) -> None:
+        conn = self.conn
+        jobs = [
+            Job(
+                request=SynthesisRequest(s.ids, self._params_for(self.next_index + i)),
+                sink=self,
+                owner=self,
+                session=conn.key,
+                priority=PRIORITIES[self.options.priority],
+                deadline=self.deadline,
+                context=(self.next_index + i, s),
+            )
+            for i, s in enumerate(sentences)
+        ]
+        try:
+            conn.app.batcher.submit(jobs)
+        except Overloaded as exc:
+            retry_ms = int(exc.retry_after_s * 1000)
+            message = f"server busy; retry after {retry_ms} ms"
+            error = Error("overloaded", message, self.id, retryable=True, retry_after_ms=retry_ms)
+            self.fail(error)
+            return
+        self.jobs.extend(jobs)
+        self.next_index += len(jobs)
+
+    def _params_for(self, index: int) -> SynthesisParams:
+        p = self.params
+        if p.seed is None:
+            return p
+        return SynthesisParams(length_scale=p.length_scale, seed=(p.seed + index) % 2**63)
+
+    # -- results in (Sink) -----------------------------------------------------------
+
+    def job_started(self, job: Job, queue_s: float) -> None:
+        if self.finished or self.started_at is not None:
+            return
+        self.started_at = time.monotonic()
+        queue_ms = (self.started_at - self.received_at) * 1000
+        self.conn.session.send_started(self.id, self.stream, queue_ms)
+        self.conn.flush()
+
+    def job_chunk(self, job: Job, chunk: AudioChunk) -> None:
+        if self.finished:
+            return
+        index = job.context[0]
+        if index != self.emit_index:
+            self.held.setdefault(index, []).append(chunk)
+            return
+        self._emit(job.context[1], chunk)
+        self.conn.flush()
+
+    def job_finished(self, job: Job, status: FinishStatus, reason: str | None) -> None:
+        if self.finished:
+            return
+        if status == "expired":
+            self.fail(
+                Error("expired", f"not started within {self.options.deadline_ms} ms", self.id),
+                "expired",
+            )
+            return
+        if status == "failed":
+            self.fail(Error("internal", reason or "synthesis failed", self.id))
+            return
+        self.completed.add(job.context[0])
+        while self.emit_index in self.completed:
+            self.emit_index += 1
+            sentence = self._sentence(self.emit_index)
+            for chunk in self.held.pop(self.emit_index, []):
+                self._emit(sentence, chunk)
+        self._maybe_done()
+        self.conn.flush()
+
+    def _sentence(self, index: int) -> Sentence | None:
+        return self.jobs[index].context[1] if index < len(self.jobs) else None
+
+    # -- frames out ------------------------------------------------------------------
+
+    def _emit(self, sentence: Sentence | None, chunk: AudioChunk) -> None:
+        session = self.conn.session
+        if chunk.phoneme_samples is not None and self.options.timestamps and sentence:
+            session.send_marks(self._marks(sentence, chunk.phoneme_samples))
+        self.samples_in += len(chunk.samples)
+        for frame in self.packets.push(self.resampler.process(chunk.samples)):
+            self._send(frame)
+
+    def _send(self, frame: AudioFrame) -> None:
+        if self.first_audio_at is None and frame.pcm:
+            self.first_audio_at = time.monotonic()
+        self.conn.session.send_audio(frame)
+
+    def _marks(self, sentence: Sentence, durations: list[int]) -> Marks:
+        """Word and phoneme timings of one sentence, in output samples."""
+        scale = self.out_rate / self.in_rate
+        start = self.samples_in
+        # ids are ^ _ (phoneme _)* $: phoneme j is id 2 + 2j, followed by its pad.
+        t = start + durations[0] + durations[1]
+        phonemes: list[Phoneme] = []
+        for j, p in enumerate(sentence.phonemes):
+            span = durations[2 + 2 * j] + durations[3 + 2 * j]
+            phonemes.append(Phoneme(p, round(t * scale), round((t + span) * scale)))
+            t += span
+        words = _words(phonemes, sentence.words)
+        return Marks(self.id, self.stream, round(start * scale), tuple(words), tuple(phonemes))
+
+    def _maybe_done(self) -> None:
+        if self.finished or not self.closed or self.frontend_calls:
+            return
+        if self.emit_index < self.next_index:
+            return
+        for frame in self.packets.push(self.resampler.flush()):
+            self._send(frame)
+        for frame in self.packets.finish():
+            self._send(frame)
+        self._done("completed")
+
+    # -- endings ---------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop now: queued sentences leave the queue, running ones drop at the next step."""
+        if self.finished:
+            return
+        self._end_stream()
+        self._done("cancelled")
+
+    def fail(self, error: Error, status: Status = "failed") -> None:
+        if self.finished:
+            return
+        self.conn.session.send_error(error)
+        self._end_stream()
+        self._done(status)
+
+    def _end_stream(self) -> None:
+        """A started stream ends with one ``last`` frame: what is held back, faded out."""
+        if self.started_at is not None:
+            for frame in self.packets.fade_out():
+                self._send(frame)
+
+    def _done(self, status: Status) -> None:
+        self.finished = True
+        for job in self.jobs:
+            job.cancelled = True
+        now = time.monotonic()
+        samples = self.packets.sent
+        audio_s = samples / self.out_rate
+        rtf = None
+        if audio_s and self.started_at is not None:
+            rtf = (now - self.started_at) / audio_s
+        first = self.first_audio_at
+        self.conn.session.send_done(
+            Done(
+                id=self.id,
+                stream=self.stream if self.started_at is not None else None,
+                status=status,
+                samples=samples,
+                audio_ms=audio_s * 1000,
+                first_audio_ms=None if first is None else (first - self.received_at) * 1000,
+                rtf=rtf,
+            )
+        )
+        self.conn.forget(self)
+        self.conn.flush()
+
+
+def _words(phonemes: list[Phoneme], words: list[str]) -> list[Word]:
+    """Group phonemes between spaces into words; name them when the counts agree."""
+    groups: list[list[Phoneme]] = [[]]
+    for ph in phonemes:
+        if ph.p == " ":
+            groups.append([])
+        elif ph.p not in ",.!?;:":
+            groups[-1].append(ph)
+    groups = [g for g in groups if g]
+    named = len(groups) == len(words)
+    return [
+        Word(words[i] if named else "".join(p.p for p in g), g[0].start, g[-1].end)
+        for i, g in enumerate(groups)
+    ]

@@ -1,0 +1,70 @@
+"""A real server on a free port, and a minimal raw-protocol client for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from engine.voice import Voice
+from protocol.codec import decode_server, encode_client
+from protocol.messages import AudioFrame, AudioSpec, Done, Hello, Welcome
+from server.app import App
+from server.config import Config
+
+
+@pytest.fixture(scope="session")
+def server_voice() -> Voice:
+    """The server's own voice: the engine thread must not share one with other tests."""
+    return Voice.load()
+
+
+@contextlib.asynccontextmanager
+async def run_server(voice: Voice, **overrides) -> AsyncIterator[App]:
+    """Start an App on a free port in this loop; stop it (gracefully) on exit."""
+    config = Config(port=0, **overrides)
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    app = App(config, voice)
+    task = asyncio.create_task(app.serve(stop, lambda _: ready.set()))
+    await asyncio.wait_for(ready.wait(), 30)
+    try:
+        yield app
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def url(app: App) -> str:
+    return f"ws://127.0.0.1:{app.port}"
+
+
+async def open_session(app: App, audio: AudioSpec | None = None, **kw) -> ClientConnection:
+    ws = await connect(url(app), max_size=None, **kw)
+    await ws.send(encode_client(Hello(version=1, audio=audio or AudioSpec())))
+    welcome = decode_server(await ws.recv())
+    assert isinstance(welcome, Welcome), welcome
+    return ws
+
+
+async def collect(ws: ClientConnection, ids: set[str], timeout: float = 60.0):
+    """Read until every id in ``ids`` is done; returns (messages, frames by stream, done by id)."""
+    messages, frames, done = [], {}, {}
+    async with asyncio.timeout(timeout):
+        while set(done) < ids:
+            msg = decode_server(await ws.recv())
+            if isinstance(msg, AudioFrame):
+                frames.setdefault(msg.stream, []).append(msg)
+            else:
+                messages.append(msg)
+                if isinstance(msg, Done):
+                    done[msg.id] = msg
+    return messages, frames, done
+
+
+def run(coro):
+    """Run a coroutine to completion in a fresh loop (no pytest plugin needed)."""
+    return asyncio.run(coro)
