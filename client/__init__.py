@@ -1,0 +1,24 @@
+"""voxlive's asyncio client: many utterances over one WebSocket, for bots and tools.
+
+See ``client.client`` for a walkthrough. This package imports ``protocol``,
+``websockets`` and ``numpy`` (``soundfile`` only to write WAV files), never the
+server or the engine.
+"""
+
+from __future__ import annotations
+
+from .client import REJECTED_CODES, Client, SpeakKwargs
+from .errors import ClientError
+from .result import Result
+from .utterance import Event, Stream, Utterance
+
+__all__ = [
+    "REJECTED_CODES",
+    "Client",
+    "ClientError",
+    "Event",
+    "Result",
+    "SpeakKwargs",
+    "Stream",
+    "Utterance",
+]

@@ -1,0 +1,133 @@
+"""``voxlive client``: speak text through a running server and write WAV files.
+
+``voxlive client --url ws://HOST:PORT "TEXT" -o out.wav`` writes one file; with
+``-f lines.txt -o OUTDIR/`` every non-empty line becomes ``0001.wav``, ``0002.wav`` …
+(in line order), all sent at once over one connection. Exit status: 0 when all went
+well; 2 when the connection failed or a single text could not be spoken; 1 when some
+lines of ``-f`` could not be spoken (the others are still written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Final
+
+from client import Client, ClientError, Result, SpeakKwargs
+
+__all__ = ["options_from_args", "run_client"]
+
+EXIT_OK: Final = 0
+EXIT_SOME_FAILED: Final = 1
+EXIT_FAILED: Final = 2
+
+
+def run_client(args: argparse.Namespace) -> int:
+    """Run ``voxlive client``; returns the exit status.
+
+    Raises:
+        ValueError: bad flag values (``--speed`` out of range, unreadable ``-f``).
+    """
+    from .__main__ import run_loop
+
+    options_from_args(args, 0)  # usage errors before connecting
+    lines = None if args.file is None else _read_lines(args.file)
+    try:
+        if lines is None:
+            return run_loop(_speak_one(args))
+        return run_loop(_speak_lines(args, lines))
+    except ClientError as exc:
+        _say(f"error: {exc.message}")
+        return EXIT_FAILED
+
+
+def options_from_args(args: argparse.Namespace, line: int) -> SpeakKwargs:
+    """The ``speak`` options the flags ask for (``line`` numbers ``-f`` lines from 1).
+
+    Lines of ``-f`` get ``seed + line``, as ``voxlive say`` does, so that each line
+    has its own reproducible noise.
+
+    Raises:
+        ValueError: ``--speed`` outside 0.25–4.
+    """
+    if not 0.25 <= args.speed <= 4.0:
+        raise ValueError(f"--speed must be in [0.25, 4], got {args.speed}")
+    seed = None if args.seed is None else args.seed + line
+    return SpeakKwargs(speed=args.speed, seed=seed)
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+async def _speak_one(args: argparse.Namespace) -> int:
+    async with Client.connect(args.url, sample_rate=args.sample_rate, token=args.token) as c:
+        try:
+            result = await asyncio.wait_for(
+                c.synthesize(args.text, **options_from_args(args, 0)), args.timeout
+            )
+        except ValueError as exc:
+            _say(str(exc))
+            return EXIT_FAILED
+        except TimeoutError:
+            _say(f"no answer within {args.timeout:g} s")
+            return EXIT_FAILED
+    if not result.ok:
+        _report(result, "")
+        return EXIT_FAILED
+    result.save_wav(args.output)
+    return EXIT_OK
+
+
+async def _speak_lines(args: argparse.Namespace, lines: list[str]) -> int:
+    args.output.mkdir(parents=True, exist_ok=True)
+    async with Client.connect(args.url, sample_rate=args.sample_rate, token=args.token) as c:
+        # Never more in flight than the server allows (SPEC.md §5.1 limits.max_inflight).
+        slots = asyncio.Semaphore(c.welcome.limits.max_inflight)
+        jobs = [_speak_line(c, slots, args, n, line) for n, line in enumerate(lines, start=1)]
+        written = await asyncio.gather(*jobs)
+    if c.closed and c.close_code not in (None, 1000):
+        return EXIT_FAILED
+    return EXIT_OK if all(written) else EXIT_SOME_FAILED
+
+
+async def _speak_line(
+    c: Client, slots: asyncio.Semaphore, args: argparse.Namespace, n: int, line: str
+) -> bool:
+    where = f"line {n}: "
+    async with slots:
+        try:
+            result = await asyncio.wait_for(
+                c.synthesize(line, **options_from_args(args, n)), args.timeout
+            )
+        except ValueError as exc:
+            _say(f"{where}{exc}")
+            return False
+        except TimeoutError:
+            _say(f"{where}no answer within {args.timeout:g} s")
+            return False
+        except ClientError as exc:
+            _say(f"{where}{exc.message}")
+            return False
+    if not result.ok:
+        _report(result, where)
+        return False
+    result.save_wav(args.output / f"{n:04d}.wav")
+    return True
+
+
+def _report(result: Result, where: str) -> None:
+    for error in result.errors:
+        _say(f"{where}{error.code}: {error.message}")
+    if not result.errors:
+        _say(f"{where}the utterance ended with status {result.done.status}")
+
+
+def _say(message: str) -> None:
+    print(f"voxlive: {message}", file=sys.stderr)
