@@ -347,11 +347,17 @@ class Voice:
         admitted utterance's first audio does not wait for the others' chunks.
         Within an item, chunks come in order and join to its whole decode.
         """
-        active = sorted((it for it in items if not it.done), key=lambda it: it.step > 0)
-        behind = [it for it in active if it.plan[it.step].hi > it.z.shape[1]]
+        fresh = [it for it in items if it.step == 0 and not it.done]
+        going = [it for it in items if it.step > 0 and not it.done]
+        yield from self._decode_chunks(fresh)
+        # The rest of the flow only now: first chunks need not wait for it.
+        behind = [it for it in going if it.plan[it.step].hi > it.z.shape[1]]
         if behind:
             self._advance_flow(behind, [it.frames for it in behind])
-        for group in self._groups(active):
+        yield from self._decode_chunks(going)
+
+    def _decode_chunks(self, items: list[ItemStream]) -> Iterator[AudioChunk]:
+        for group in self._groups(items):
             for it, audio in zip(group, self._decode_group(group)):
                 w = it.plan[it.step]
                 yield AudioChunk(

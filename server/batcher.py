@@ -86,7 +86,7 @@ class Batcher:
         max_active: int = 16,
         max_queued: int = 512,
         schedule: ChunkSchedule | None = None,
-        step_budget_frames: int = 384,
+        step_budget_frames: int = 192,
     ) -> None:
         self.voice = voice
         self.deliver = deliver
