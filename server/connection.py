@@ -63,10 +63,11 @@ class Connection:
         self.wakeup = asyncio.Event()
         self.over_since: float | None = None
         self.closing = False
+        self._writer: asyncio.Task[None] | None = None
         self.log = logging.LoggerAdapter(logger, {"session": key})
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._write())
+        writer = self._writer = asyncio.create_task(self._write())
         try:
             async for data in self.ws:
                 self.session.receive_data(data)
@@ -171,6 +172,8 @@ class Connection:
         self.outbox.clear()
         self.outbox_bytes = 0
         self.session.close(CloseCode.SLOW_CONSUMER)
+        if self._writer is not None:
+            self._writer.cancel()  # it may be parked in a send; the close frame goes next
         # Give a client that only stalled time to read up to the close frame.
         self.ws.close_timeout = SLOW_CLOSE_TIMEOUT_S
         asyncio.ensure_future(self.ws.close(CloseCode.SLOW_CONSUMER, reason))
