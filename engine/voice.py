@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -81,6 +81,16 @@ class SynthesisParams:
                 raise ValueError(f"{name} must be in [0, 2], got {value}")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+
+    def offset_seed(self, n: int) -> SynthesisParams:
+        """The same controls for the ``n``-th of several pieces (sentences, lines).
+
+        A fixed seed moves on by ``n`` so that pieces differ but stay reproducible;
+        without a seed nothing changes.
+        """
+        if self.seed is None or n == 0:
+            return self
+        return replace(self, seed=(self.seed + n) % 2**63)
 
     @classmethod
     def deterministic(cls, length_scale: float = 1.0) -> SynthesisParams:
@@ -243,10 +253,7 @@ class Voice:
         result = self.frontend.process(text)
         reqs = []
         for i, sentence in enumerate(result.sentences):
-            p = params
-            if params.seed is not None:
-                p = _with_seed(params, (params.seed + i) % 2**63)
-            reqs.append(SynthesisRequest(sentence.ids, p))
+            reqs.append(SynthesisRequest(sentence.ids, params.offset_seed(i)))
         return reqs, result
 
     # -- batch stages ------------------------------------------------------------------
@@ -514,12 +521,3 @@ class Voice:
 
 def _bucket(n: int, step: int) -> int:
     return -(-n // step) * step
-
-
-def _with_seed(params: SynthesisParams, seed: int) -> SynthesisParams:
-    return SynthesisParams(
-        length_scale=params.length_scale,
-        noise_scale=params.noise_scale,
-        noise_w=params.noise_w,
-        seed=seed,
-    )

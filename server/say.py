@@ -60,7 +60,7 @@ def _say_lines(voice: Voice, args: argparse.Namespace, params: SynthesisParams) 
     groups = []
     for n, line in enumerate(lines, start=1):
         try:
-            requests, result = voice.requests(line, _seeded(params, n))
+            requests, result = voice.requests(line, params.offset_seed(n))
         except TextError as exc:
             print(f"voxlive: line {n}: {exc.code}: {exc}", file=sys.stderr)
             continue
@@ -70,17 +70,6 @@ def _say_lines(voice: Voice, args: argparse.Namespace, params: SynthesisParams) 
     for n, audio in zip(numbers, voice.synthesize_groups(groups, max_batch=args.batch)):
         write_wav(args.output / f"{n:04d}.wav", audio, voice.sample_rate)
     return 0 if len(numbers) == len(lines) else 1
-
-
-def _seeded(params: SynthesisParams, n: int) -> SynthesisParams:
-    if params.seed is None:
-        return params
-    return SynthesisParams(
-        length_scale=params.length_scale,
-        noise_scale=params.noise_scale,
-        noise_w=params.noise_w,
-        seed=params.seed + n,
-    )
 
 
 def _report_warnings(warnings: list[str], where: str = "") -> None:

@@ -143,7 +143,7 @@ class Utterance:
         conn = self.conn
         jobs = [
             Job(
-                request=SynthesisRequest(s.ids, self._params_for(self.next_index + i)),
+                request=SynthesisRequest(s.ids, self.params.offset_seed(self.next_index + i)),
                 sink=self,
                 owner=self,
                 session=conn.key,
@@ -163,12 +163,6 @@ class Utterance:
             return
         self.jobs.extend(jobs)
         self.next_index += len(jobs)
-
-    def _params_for(self, index: int) -> SynthesisParams:
-        p = self.params
-        if p.seed is None:
-            return p
-        return SynthesisParams(length_scale=p.length_scale, seed=(p.seed + index) % 2**63)
 
     # -- results in (Sink) -----------------------------------------------------------
 
