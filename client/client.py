@@ -68,6 +68,7 @@ from protocol.messages import (
     Cancel,
     ClientMessage,
     Done,
+    End,
     Error,
     Hello,
     Marks,
@@ -524,6 +525,11 @@ class Client:
             return
         if u.stream is not None:
             self._streams.pop(u.stream, None)
+        if isinstance(u, Stream) and u._opened and u._accepting:
+            # The server ended the stream before our end: the id stays reserved until
+            # we send end (SPEC.md §4.3), which also tells it no more text will come.
+            u._accepting = False
+            self._outbox.put_nowait(_Outgoing(encode_client(End(u.id)), None))
         u._finish(msg)
 
     def _on_error(self, msg: Error) -> None:

@@ -240,13 +240,20 @@ class Session:
             case Speak():
                 self._check_options(message.id, message.options)
                 self._utterances.open(message.id, streamed=False)
+                self._utterances.release(message.id)  # an explicit new utterance
                 self._events.append(message)
             case Append():
                 self._on_append(message)
             case Flush() | End():
+                if self._utterances.ended_early(message.id):
+                    self._on_ended_early(message)
+                    return
                 self._utterances.input(message)
                 self._events.append(message)
             case Cancel():
+                if message.id is not None and self._utterances.ended_early(message.id):
+                    self._utterances.release(message.id)  # nothing left to stop
+                    return
                 self._utterances.cancel(message)
                 self._events.append(message)
             case _:  # pragma: no cover (decoding yields nothing else)
@@ -268,7 +275,17 @@ class Session:
         )
         self._outgoing.append(encode_server(welcome, binary=binary))
 
+    def _on_ended_early(self, message: Append | Flush | End) -> None:
+        """Text for a streamed utterance the server already finished (SPEC.md §4.3)."""
+        if isinstance(message, End):
+            self._utterances.release(message.id)  # acknowledged: the id is free again
+            return
+        text = f"utterance {message.id} already ended (see its done); send end to free the id"
+        raise InvalidMessage(text, id=message.id)
+
     def _on_append(self, append: Append) -> None:
+        if self._utterances.ended_early(append.id):
+            self._on_ended_early(append)
         if append.id in self._utterances:
             self._utterances.append(append)
             self._events.append(append)

@@ -49,12 +49,26 @@ class Utterances:
         limits: ``max_inflight`` and ``max_pending_text_chars`` are enforced here.
     """
 
-    __slots__ = ("_by_id", "_by_stream", "_limits")
+    __slots__ = ("_by_id", "_by_stream", "_limits", "_ended_early")
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self._by_id: dict[UtteranceId, Utterance] = {}
         self._by_stream: dict[StreamId, UtteranceId] = {}
+        self._ended_early: dict[UtteranceId, None] = {}  # insertion-ordered set
+
+    def ended_early(self, id: UtteranceId) -> bool:
+        """Whether ``id`` is a streamed utterance the server finished before its ``end``.
+
+        Such an id stays reserved (SPEC.md §4.3, ``append``) until the client sends
+        ``end`` or ``cancel`` for it, so that text still on the wire cannot silently
+        open a new utterance with default options.
+        """
+        return id in self._ended_early
+
+    def release(self, id: UtteranceId) -> None:
+        """The client acknowledged an early end (``end``/``cancel``): the id is free."""
+        self._ended_early.pop(id, None)
 
     @property
     def ids(self) -> frozenset[UtteranceId]:
@@ -207,6 +221,10 @@ class Utterances:
         del self._by_id[done.id]
         if utterance.stream is not None:
             del self._by_stream[utterance.stream]
+        if utterance.streamed and utterance.accepting:
+            self._ended_early[done.id] = None
+            if len(self._ended_early) > 4 * self._limits.max_inflight:
+                del self._ended_early[next(iter(self._ended_early))]  # bounded memory
 
     def _local(self, id: UtteranceId) -> Utterance:
         utterance = self._by_id.get(id)

@@ -363,3 +363,23 @@ def test_cli_exits_2_on_an_unspeakable_text_or_no_server(server_voice, tmp_path,
     argv = ["client", "--url", f"ws://127.0.0.1:{free_port()}", "Hi.", "-o", str(out)]
     assert cli_main(argv) == 2
     assert "cannot connect" in capsys.readouterr().err
+
+
+def test_a_stream_the_server_fails_frees_its_id_for_a_new_stream(server_voice):
+    """SPEC.md §4.3 (v1.1): the client sends end for a stream the server ended early."""
+
+    async def main():
+        async with run_server(server_voice) as app:
+            async with Client.connect(url(app)) as c:
+                bad = await c.open_stream(id="s")
+                await bad.append("太棒了主播加油。")
+                await bad.flush()
+                first = await bad.collect()
+                good = await c.open_stream(id="s")  # the same id, right away
+                await good.append("Hello there, friend.")
+                await good.end()
+                return first, await good.collect()
+
+    first, second = run(main())
+    assert first.done.status == "failed"
+    assert second.done.status == "completed" and second.num_samples > 0

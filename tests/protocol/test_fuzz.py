@@ -134,15 +134,25 @@ ops = st.lists(
 )
 
 
+SILENT = "silent"
+
+
 class Model:
     """What the session should answer, from SPEC.md §4 alone (streamed, accepting, chars)."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.inflight: dict[str, list[Any]] = {}
+        self.ended_early: set[str] = set()  # SPEC.md §4.3: reserved until end/cancel
 
     def expect(self, op: str, name: str | None) -> str | None:
-        """Return the expected error code, or None when an event is expected."""
+        """Return the expected error code, None for an event, SILENT for neither."""
+        if name in self.ended_early:
+            if op in ("end", "cancel"):
+                self.ended_early.discard(name)
+                return SILENT
+            if op != "speak":
+                return "invalid_message"
         if name is None:
             if op != "cancel":
                 return "invalid_message"
@@ -156,6 +166,7 @@ class Model:
             if len(self.inflight) >= self.limits.max_inflight:
                 return "too_many_inflight"
             self.inflight[name] = [op != "speak", op != "speak", 5]
+            self.ended_early.discard(name)  # only speak reaches here for a reserved id
             return None
         if entry is None:
             return "unknown_id"
@@ -184,7 +195,9 @@ def test_random_utterance_traffic_matches_a_reference_model(script) -> None:
             if name is not None and name in model.inflight:
                 session.send_done(Done(uid(name), None, "cancelled"))
                 assert len(session.data_to_send()) == 1
-                del model.inflight[name]
+                streamed, accepting, _ = model.inflight.pop(name)
+                if streamed and accepting:  # the server ended it before the client's end
+                    model.ended_early.add(name)
             continue
         wire: dict[str, object] = {"type": op.rstrip("+")}
         if name is not None:
@@ -197,7 +210,9 @@ def test_random_utterance_traffic_matches_a_reference_model(script) -> None:
         session.receive_data(encode_value(wire, binary=True))
         sent = decode_all(session.data_to_send())
         events = session.events_received()
-        if expected is None:
+        if expected == SILENT:
+            assert (events, sent) == ([], [])
+        elif expected is None:
             assert (len(events), sent) == (1, [])
         else:
             assert events == []

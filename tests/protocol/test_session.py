@@ -488,3 +488,57 @@ def test_authenticator_failures_of_other_kinds_propagate() -> None:
     session = Session(Limits(), CAPS, "s-1", authenticate=authenticate)
     with pytest.raises(RuntimeError):
         session.receive_data(encode(Hello(1, "tok")))
+
+
+# --- a streamed utterance the server ended before the client's end (SPEC.md §4.3) ----------
+
+
+def _ended_by_server() -> Session:
+    session = open_session()
+    session.receive_data(encode(Append(uid("s"), "太棒了", SpeakOptions(speed=2.0))))
+    session.events_received()
+    session.send_error(Error("unsupported_language", "no", uid("s")))
+    session.send_done(Done(uid("s"), None, "failed"))
+    session.data_to_send()
+    return session
+
+
+def test_text_still_arriving_for_an_utterance_the_server_ended_does_not_reopen_it() -> None:
+    session = _ended_by_server()
+    session.receive_data(encode(Append(uid("s"), "Hello there.")))
+    assert_error(session, "invalid_message", "s")
+    assert session.inflight == frozenset()
+
+
+def test_flush_for_an_utterance_the_server_ended_is_refused() -> None:
+    session = _ended_by_server()
+    session.receive_data(encode(Flush(uid("s"))))
+    assert_error(session, "invalid_message", "s")
+
+
+@pytest.mark.parametrize("release", [End(uid("s")), Cancel(uid("s"))])
+def test_end_or_cancel_frees_an_id_the_server_ended_silently(release) -> None:
+    session = _ended_by_server()
+    session.receive_data(encode(release))
+    assert session.events_received() == []
+    assert_sent(session, [])
+    session.receive_data(encode(Append(uid("s"), "Hello again.")))
+    (event,) = session.events_received()
+    assert isinstance(event, Append) and event.options == SpeakOptions()
+
+
+def test_speak_with_an_id_the_server_ended_opens_normally() -> None:
+    session = _ended_by_server()
+    session.receive_data(encode(Speak(uid("s"), "Hi.")))
+    assert len(session.events_received()) == 1
+
+
+def test_an_utterance_the_client_ended_frees_its_id_at_done() -> None:
+    session = open_session()
+    session.receive_data(encode(Append(uid("s"), "Hi.", SpeakOptions())))
+    session.receive_data(encode(End(uid("s"))))
+    session.events_received()
+    session.send_done(Done(uid("s"), None, "completed"))
+    session.data_to_send()
+    session.receive_data(encode(Append(uid("s"), "Again.")))
+    assert len(session.events_received()) == 1
