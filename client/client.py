@@ -528,7 +528,6 @@ class Client:
         if isinstance(u, Stream) and u._opened and u._accepting:
             # The server ended the stream before our end: the id stays reserved until
             # we send end (SPEC.md §4.3), which also tells it no more text will come.
-            u._accepting = False
             self._outbox.put_nowait(_Outgoing(encode_client(End(u.id)), None))
         u._finish(msg)
 

@@ -212,7 +212,8 @@ class Stream(Utterance):
             self._client._finish_locally(self, "completed")
 
     def _check_accepting(self, action: str) -> None:
-        if self.done is not None:
-            raise RuntimeError(f"cannot {action}: stream {self.id} is done ({self.done.status})")
         if not self._accepting:
             raise RuntimeError(f"cannot {action}: stream {self.id} was ended or cancelled")
+        if self.done is not None:
+            # The server forgot the id: a late append would open a new utterance.
+            raise RuntimeError(f"cannot {action}: stream {self.id} is done ({self.done.status})")
