@@ -7,9 +7,11 @@ resamples, cuts frames, and reports ``started`` / ``marks`` / ``done``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Final
 
 from engine.frontend import FrontendResult, Sentence, TextError
@@ -85,7 +87,8 @@ class Utterance:
         self.completed: set[int] = set()
         self.held: dict[int, list[AudioChunk]] = {}
         self.jobs: list[Job] = []
-        self.frontend_calls = 0
+        self.segments: deque[asyncio.Future[FrontendResult]] = deque()  # front end in flight
+        self.streamed = False  # opened by append
         self.samples_in = 0  # voice-rate samples emitted so far
         self.started_at: float | None = None
         self.first_audio_at: float | None = None
@@ -95,6 +98,7 @@ class Utterance:
 
     def append(self, text: str) -> None:
         """Streamed text: complete sentences go to synthesis now, the rest waits."""
+        self.streamed = True
         ready, self.pending_text = split_complete_sentences(self.pending_text + text)
         if ready:
             self._submit_text(ready)
@@ -116,28 +120,28 @@ class Utterance:
         self.closed = True
 
     def _submit_text(self, text: str) -> None:
-        self.frontend_calls += 1
         app = self.conn.app
         future = app.loop.run_in_executor(app.frontend_pool, app.voice.frontend.process, text)
-        future.add_done_callback(self._on_frontend)
+        self.segments.append(future)
+        future.add_done_callback(lambda _: self._on_frontend())
 
-    def _on_frontend(self, future: object) -> None:
-        self.frontend_calls -= 1
-        if self.finished:
-            return
-        try:
-            result: FrontendResult = future.result()  # type: ignore[attr-defined]
-        except TextError as exc:
-            if exc.code == "empty_text" and self.next_index:
-                self._maybe_done()  # e.g. an emoji-only append: nothing to say there
+    def _on_frontend(self) -> None:
+        """Take finished front-end results in submission order (pool threads may race)."""
+        while self.segments and self.segments[0].done() and not self.finished:
+            future = self.segments.popleft()
+            try:
+                result: FrontendResult = future.result()
+            except TextError as exc:
+                if exc.code == "empty_text" and self.streamed:
+                    continue  # e.g. an emoji-only piece of streamed text: nothing to say
+                self.fail(Error(code=exc.code, message=str(exc), id=self.id))
                 return
-            self.fail(Error(code=exc.code, message=str(exc), id=self.id), "failed")
-            return
-        except Exception:
-            logger.error("front end failed for %s", self.id, exc_info=True)
-            self.fail(Error(code="internal", message="text processing failed", id=self.id))
-            return
-        self._enqueue(result.sentences)
+            except Exception:
+                logger.error("front end failed for %s", self.id, exc_info=True)
+                self.fail(Error(code="internal", message="text processing failed", id=self.id))
+                return
+            self._enqueue(result.sentences)
+        self._maybe_done()
 
     def _enqueue(self, sentences: list[Sentence]) -> None:
         conn = self.conn
@@ -238,9 +242,12 @@ class Utterance:
         return Marks(self.id, self.stream, round(start * scale), tuple(words), tuple(phonemes))
 
     def _maybe_done(self) -> None:
-        if self.finished or not self.closed or self.frontend_calls:
+        if self.finished or not self.closed or self.segments:
             return
         if self.emit_index < self.next_index:
+            return
+        if self.next_index == 0:  # streamed text that held nothing speakable
+            self.fail(Error("empty_text", "the streamed text held nothing speakable", self.id))
             return
         for frame in self.packets.push(self.resampler.flush()):
             self._send(frame)

@@ -406,3 +406,38 @@ def test_a_client_that_stops_reading_is_closed_and_others_keep_their_latency(ser
     assert code == CloseCode.SLOW_CONSUMER
     # The engine is shared fairly, so the flood costs some latency, but nothing stalls.
     assert np.median(with_slow) < 3 * np.median(baseline) + 0.3
+
+
+def test_streamed_sentences_keep_their_order_with_several_front_end_threads(server_voice):
+    pieces = ["One. ", "Two is here. ", "😀 ", "Three, and more. ", "Four."]
+
+    async def main():
+        async with run_server(server_voice, frontend_threads=3) as app:
+            ws = await open_session(app)
+            await ws.send(
+                encode_client(Append(id="st", text=pieces[0], options=SpeakOptions(seed=9)))
+            )
+            for piece in pieces[1:]:
+                await ws.send(encode_client(Append(id="st", text=piece)))
+            await ws.send(encode_client(End(id="st")))
+            await ws.send(speak("whole", "One. Two is here. Three, and more. Four.", seed=9))
+            return await collect(ws, {"st", "whole"})
+
+    messages, frames, done = run(main())
+    assert done["st"].status == "completed"
+    assert not [m for m in messages if isinstance(m, Error)]
+    streams = {m.id: m.stream for m in messages if isinstance(m, Started)}
+    assert same_audio(pcm_of(frames[streams["st"]]), pcm_of(frames[streams["whole"]]))
+
+
+def test_a_stream_with_nothing_speakable_fails_with_empty_text(server_voice):
+    async def main():
+        async with run_server(server_voice) as app:
+            ws = await open_session(app)
+            await ws.send(encode_client(Append(id="e", text="😀 🎉", options=SpeakOptions())))
+            await ws.send(encode_client(End(id="e")))
+            return await collect(ws, {"e"})
+
+    messages, _, done = run(main())
+    assert done["e"].status == "failed"
+    assert [m.code for m in messages if isinstance(m, Error)] == ["empty_text"]
