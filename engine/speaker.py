@@ -7,17 +7,18 @@ imported (its ``__init__`` pulls in librosa and webrtcvad), only located with
 Pipeline, matching ``resemblyzer`` 0.1.4 step for step::
 
     wav (any rate) → resample to 16 kHz → normalize_volume(-30 dBFS, increase only)
-        → partial_slices(rate=1.3, min_coverage=0.75), zero-pad the tail
+        → partial_starts(rate=1.3, min_coverage=0.75), zero-pad the tail
         → power mel spectrogram (librosa defaults: Slaney mel, hann, centred,
-          zero ``pad_mode`` as in librosa ≥ 0.10) → [partials, 160, 40]
+          zero ``pad_mode`` as in librosa ≥ 0.10; older librosa reflected the
+          edges, which changes only the first and last frame) → [partials, 160, 40]
         → LSTM 40→256 ×3 → linear → ReLU → L2 norm → mean of partials → L2 norm
 
 Not ported: ``trim_long_silences``. It runs the webrtcvad C library, whose
 fixed-point GMM decisions we cannot reproduce exactly. Callers that hold audio
-with long pauses should trim them first; then ``embed`` equals
-``VoiceEncoder.embed_utterance(preprocess_wav(wav))`` (see
-``tests/engine/test_speaker.py``). One nuance: resemblyzer normalizes the volume
-before trimming, this port after (on what it is given).
+with long pauses should trim them first. On the output of ``preprocess_wav`` (or
+any clip it would not trim), ``embed`` equals ``VoiceEncoder.embed_utterance``
+to float rounding (see ``tests/engine/test_speaker.py``). One nuance: resemblyzer
+normalizes the volume before trimming, this port after (on what it is given).
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def normalize_volume(wav: torch.Tensor, target_dbfs: float = TARGET_DBFS) -> tor
     dbfs = 20.0 * math.log10(rms)
     if dbfs >= target_dbfs:
         return wav
-    return wav * 10.0 ** ((target_dbfs - dbfs) / 20.0)
+    louder: torch.Tensor = wav * 10.0 ** ((target_dbfs - dbfs) / 20.0)
+    return louder
 
 
 def cosine(a: Audio, b: Audio) -> float:
@@ -270,11 +272,15 @@ class SpeakerEncoder(nn.Module):
         if mels.ndim != 3 or mels.shape[-1] != N_MELS:
             raise ValueError(f"expected mels [b, frames, {N_MELS}], got {tuple(mels.shape)}")
         _, (hidden, _) = self.lstm(mels)  # hidden: [layers, b, hidden]
-        raw = self.relu(self.linear(hidden[-1]))  # [b, emb]
-        return raw / torch.linalg.vector_norm(raw, dim=1, keepdim=True)
+        raw: torch.Tensor = self.relu(self.linear(hidden[-1]))  # [b, emb]
+        norm: torch.Tensor = torch.linalg.vector_norm(raw, dim=1, keepdim=True)  # [b, 1]
+        return raw / norm
 
     def embed(self, wav: Audio, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         """Speaker embedding of one clip whose long silences are already trimmed.
+
+        As in resemblyzer, a clip under one partial (1.6 s) is zero-padded to one:
+        any non-empty, non-silent clip gets an embedding, however short.
 
         Returns:
             float32 ``[256]``, L2-normalized.
@@ -283,7 +289,8 @@ class SpeakerEncoder(nn.Module):
             ValueError: the audio is not 1-D, is empty or silent, holds NaN/inf, or
                 ``sample_rate`` is not positive.
         """
-        return self.embed_batch([wav], sample_rate)[0]
+        row: np.ndarray = self.embed_batch([wav], sample_rate)[0]
+        return row
 
     def embed_batch(self, wavs: Sequence[Audio], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         """Embeddings of many clips; all their partials run through the LSTM as one batch.
@@ -299,10 +306,11 @@ class SpeakerEncoder(nn.Module):
         with torch.inference_mode():
             parts = [self._partial_mels(self._prepare(w, sample_rate)) for w in wavs]
             partials = self.embed_partials(torch.cat(parts))  # [sum n_k, emb]
-            groups = partials.split([len(p) for p in parts])
+            groups = torch.split(partials, [len(p) for p in parts])
             raw = torch.stack([g.mean(dim=0) for g in groups])  # [n, emb]
             out = raw / torch.linalg.vector_norm(raw, dim=1, keepdim=True)
-        return out.float().cpu().numpy()
+        result: np.ndarray = out.float().cpu().numpy()
+        return result
 
     def _prepare(self, wav: Audio, sample_rate: int) -> torch.Tensor:
         """Checked, 16 kHz, volume-normalized float32 audio on this device."""
