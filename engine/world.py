@@ -27,6 +27,7 @@ import numpy as np
 
 __all__ = [
     "Analysis",
+    "StreamAdapter",
     "VoiceTransform",
     "analyze",
     "apply",
@@ -257,3 +258,86 @@ def _reshape_envelope(sp: np.ndarray, sample_rate: int, tr: VoiceTransform) -> n
         octaves = np.log2(np.maximum(freqs, 500.0) / 500.0)
         out = out * 10 ** (tr.tilt_db_per_octave * octaves / 10)  # power spectrum: dB/10
     return np.maximum(out, 1e-16)
+
+
+class StreamAdapter:
+    """Apply a :class:`VoiceTransform` to audio arriving in chunks.
+
+    WORLD works on whole signals, so each block is analysed with ``context_s``
+    of real audio on both sides and resynthesized; consecutive blocks overlap
+    by ``crossfade_s`` and are joined with a raised-cosine crossfade. Output
+    lags input by ``context_s`` (the look-ahead). Pitch-range scaling is centred
+    on ``center_hz`` (the voice's median) so that every block moves alike.
+    """
+
+    def __init__(
+        self,
+        transform: VoiceTransform,
+        sample_rate: int,
+        center_hz: float,
+        context_s: float = 0.1,
+        crossfade_s: float = 0.02,
+    ) -> None:
+        if center_hz <= 0:
+            raise ValueError(f"center_hz must be positive, got {center_hz}")
+        self.transform = transform
+        self.sample_rate = sample_rate
+        self.center_hz = center_hz
+        self.context = int(context_s * sample_rate)
+        self.fade = int(crossfade_s * sample_rate)
+        self.buffer = np.zeros(0, np.float64)  # input not yet final in the output
+        self.base = 0  # input index of buffer[0]
+        self.emitted = 0  # output samples emitted
+        self.tail = np.zeros(0, np.float32)  # last block's overlap, waiting to crossfade
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """Feed samples; returns the adapted samples now final."""
+        self.buffer = np.concatenate([self.buffer, np.asarray(chunk, np.float64)])
+        ready = self.base + len(self.buffer) - self.context  # output final up to here
+        return self._emit(ready, final=False)
+
+    def flush(self) -> np.ndarray:
+        """End of input: the rest."""
+        return self._emit(self.base + len(self.buffer), final=True)
+
+    def _emit(self, stop: int, final: bool) -> np.ndarray:
+        if stop - self.emitted < (0 if final else 2 * self.fade + int(0.05 * self.sample_rate)):
+            return np.zeros(0, np.float32)
+        lo = max(self.base, self.emitted - self.context)
+        hi = self.base + len(self.buffer)
+        segment = self.buffer[lo - self.base : hi - self.base]
+        y = self._transform(segment)  # aligned with input [lo, hi)
+        start = self.emitted - lo
+        end = (stop - lo) if final else (stop - lo + self.fade)
+        piece = y[start : min(end, len(y))]
+        if len(self.tail):
+            n = min(len(self.tail), len(piece))
+            ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n, dtype=np.float32))
+            piece = piece.copy()
+            piece[:n] = self.tail[:n] * (1 - ramp) + piece[:n] * ramp
+        if final:
+            out, self.tail = piece, np.zeros(0, np.float32)
+        else:
+            out, self.tail = piece[: len(piece) - self.fade], piece[len(piece) - self.fade :]
+        self.emitted += len(out)
+        keep_from = max(0, self.emitted - 2 * self.context - self.base)
+        self.buffer, self.base = self.buffer[keep_from:], self.base + keep_from
+        return out.astype(np.float32)
+
+    def _transform(self, x: np.ndarray) -> np.ndarray:
+        f0 = track_f0(x, self.sample_rate)
+        a = analyze(x, self.sample_rate, f0)
+        tr = self.transform
+        voiced = a.f0 > 0
+        moved = np.zeros_like(a.f0)
+        center = np.log(self.center_hz)
+        shift = tr.f0_shift_st * np.log(2) / 12
+        moved[voiced] = np.exp(center + tr.f0_range * (np.log(a.f0[voiced]) - center) + shift)
+        flat = VoiceTransform(
+            formant_scale=tr.formant_scale, tilt_db_per_octave=tr.tilt_db_per_octave
+        )
+        b = apply(Analysis(moved, a.sp, a.ap, a.sample_rate), flat)
+        y = synthesize(b)
+        if len(y) < len(x):
+            y = np.pad(y, (0, len(x) - len(y)))
+        return y[: len(x)]

@@ -91,3 +91,48 @@ def test_fitting_recovers_known_speakers_and_raises_similarity(
         assert abs(got.formant_scale / want.formant_scale - 1) <= 0.10, (got, want)
         rises.append(fit.similarity_after - fit.similarity_before)
     assert np.mean(rises) >= 0.10, rises
+
+
+# -- streaming adaptation ---------------------------------------------------------------
+
+
+def _stream(adapter, audio, sizes=(4096, 8192, 16384, 32768)):
+    outs, i, k = [], 0, 0
+    while i < len(audio):
+        n = sizes[min(k, len(sizes) - 1)]
+        outs.append(adapter.process(audio[i : i + n]))
+        i, k = i + n, k + 1
+    outs.append(adapter.flush())
+    return outs
+
+
+def test_streamed_adaptation_keeps_length_moves_pitch_and_has_no_seams(reference_analysis):
+    from engine.world import StreamAdapter
+
+    audio, _ = reference_analysis
+    adapter = StreamAdapter(VoiceTransform(f0_shift_st=4.0, formant_scale=1.1), RATE, 88.0)
+    outs = _stream(adapter, audio)
+    y = np.concatenate(outs)
+    assert len(y) == len(audio)
+    moved = 12 * np.log2(yin_median(y, RATE) / yin_median(audio, RATE))
+    assert abs(moved - 4.0) < 1.0  # semitones (resynthesis itself adds up to ~0.5)
+    jumps = np.abs(np.diff(y))
+    seams = np.cumsum([len(o) for o in outs if len(o)])[:-1] - 1
+    assert jumps[seams].max() <= np.delete(jumps, seams).max()
+
+
+@pytest.mark.slow
+def test_adapted_speech_stays_intelligible(voice):
+    from engine.world import StreamAdapter
+
+    from ..judge import load_whisper, transcribe, wer
+    from .sentences import SENTENCES
+
+    judged = [s for s in SENTENCES if len(s.split()) > 3][:12]
+    whisper = load_whisper()
+    heard = []
+    transform = VoiceTransform(f0_shift_st=5.0, formant_scale=1.12, tilt_db_per_octave=2.0)
+    for audio in voice.synthesize_texts(judged, SynthesisParams(seed=3)):
+        y = np.concatenate(_stream(StreamAdapter(transform, RATE, 88.0), audio))
+        heard.append(transcribe(whisper, y, RATE))
+    assert wer(judged, heard) <= 0.12, list(zip(judged, heard))
