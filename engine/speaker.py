@@ -319,6 +319,8 @@ class SpeakerEncoder(nn.Module):
         if sample_rate != SAMPLE_RATE:
             host = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else wav
             wav = resample(np.asarray(host, np.float32), sample_rate, SAMPLE_RATE)
+        if isinstance(wav, np.ndarray) and not wav.flags.writeable:
+            wav = wav.copy()  # torch refuses to wrap read-only memory
         x = torch.as_tensor(wav).to(self.device, torch.float32)
         if not bool(torch.isfinite(x).all()):
             raise ValueError("audio holds NaN or infinite samples")
