@@ -54,8 +54,9 @@ import logging
 import re
 from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self, TypedDict, Unpack, assert_never
+from typing import Any, Final, Self, TypedDict, TypeVar, Unpack, assert_never
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -75,6 +76,13 @@ from protocol.messages import (
     Speak,
     SpeakOptions,
     Started,
+    VoiceDelete,
+    VoiceDeleted,
+    VoiceInfo,
+    VoiceList,
+    VoiceListing,
+    VoiceReady,
+    VoiceRegister,
     Welcome,
 )
 from protocol.types import (
@@ -86,6 +94,7 @@ from protocol.types import (
     Status,
     StreamId,
     UtteranceId,
+    VoiceScope,
 )
 
 from .errors import ClientError
@@ -107,9 +116,11 @@ emptiness before sending, so ``empty_text`` and ``text_too_long`` always come fr
 an utterance the server did open (and will end with its own ``done``).
 """
 
+_Answer = TypeVar("_Answer", VoiceReady, VoiceListing, VoiceDeleted)
 _ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _MAX_RECEIVE_BYTES: Final = 16 * 1024 * 1024
 _KEPT_ERRORS: Final = 100
+_CHUNK_OVERHEAD: Final = 256  # msgpack map and fields around one voice.register chunk
 
 
 class SpeakKwargs(TypedDict, total=False):
@@ -174,6 +185,10 @@ class Client:
         self._inflight: dict[UtteranceId, Utterance] = {}
         self._streams: dict[StreamId, Utterance] = {}
         self._ids = itertools.count(1)
+        self._requests: dict[
+            UtteranceId, asyncio.Future[VoiceReady | VoiceListing | VoiceDeleted]
+        ] = {}
+        self._request_ids = itertools.count(1)
         self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self._sending: _Outgoing | None = None
         self._error: ClientError | None = None
@@ -391,6 +406,113 @@ class Client:
         if len(unopened) < len(targets):
             await self._send(Cancel(None if id is None else UtteranceId(id)))
 
+    # -- voices (SPEC.md §4.6) -----------------------------------------------------------
+
+    async def register_voice(
+        self,
+        source: str | Path | bytes,
+        *,
+        name: str | None = None,
+        scope: VoiceScope = "session",
+        chunk_bytes: int = 48 * 1024,
+    ) -> VoiceReady:
+        """Upload a reference clip (WAV, FLAC, OGG, MP3, AIFF) and register its voice.
+
+        Args:
+            source: The file's path or its bytes.
+            name: Voice id wanted (1–64 of ``A-Z a-z 0-9 . _ : -``); the server picks
+                one when ``None``.
+            scope: ``session`` (forgotten when this connection closes) or ``persistent``.
+            chunk_bytes: Audio bytes per ``voice.register`` message (kept under
+                ``limits.max_message_bytes``).
+
+        Returns:
+            The server's ``voice.ready``: the voice id to use in ``speak(voice=...)``,
+            whether the clip was known already, and what was measured on it.
+
+        Raises:
+            OSError: the file cannot be read.
+            ValueError: the file is larger than ``limits.max_reference_bytes``, or a
+                bad ``name``/``chunk_bytes``.
+            ClientError: the server refused the clip (``code`` is ``too_short``,
+                ``silent``, ``unsupported_format``, …), or the connection is closed.
+        """
+        self._check_open()
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        limits = self.welcome.limits
+        if len(data) > limits.max_reference_bytes:
+            limit = limits.max_reference_bytes
+            raise ValueError(f"too_large: {len(data)} bytes; the limit is {limit}")
+        if name is not None and not _ID_PATTERN.fullmatch(name):
+            raise ValueError(f"voice name {name!r}: use 1-64 characters of A-Z a-z 0-9 . _ : -")
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
+        size = min(chunk_bytes, limits.max_message_bytes - _CHUNK_OVERHEAD)
+        pieces = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+        id, reply = self._request()
+        for seq, piece in enumerate(pieces):
+            final = seq == len(pieces) - 1
+            first = seq == 0
+            chunk = VoiceRegister(
+                id,
+                piece,
+                seq=seq,
+                final=final,
+                name=name if first else None,
+                scope=scope if first else "session",
+            )
+            self._outbox.put_nowait(_Outgoing(encode_client(chunk), None))
+        return await self._answer(id, reply, VoiceReady)
+
+    async def list_voices(self) -> list[VoiceInfo]:
+        """Return the registered voices this connection may use (persistent and its own).
+
+        Raises:
+            ClientError: the server refused, or the connection is closed.
+        """
+        self._check_open()
+        id, reply = self._request()
+        self._outbox.put_nowait(_Outgoing(encode_client(VoiceList(id)), None))
+        return list((await self._answer(id, reply, VoiceListing)).voices)
+
+    async def delete_voice(self, voice: str) -> bool:
+        """Delete a registered voice; return ``False`` if no such voice was visible.
+
+        Raises:
+            ValueError: ``voice`` is not a valid voice id.
+            ClientError: the server refused, or the connection is closed.
+        """
+        self._check_open()
+        if not _ID_PATTERN.fullmatch(voice):
+            raise ValueError(f"voice {voice!r} is not a valid voice id")
+        id, reply = self._request()
+        self._outbox.put_nowait(_Outgoing(encode_client(VoiceDelete(id, voice)), None))
+        return (await self._answer(id, reply, VoiceDeleted)).deleted
+
+    def _request(
+        self,
+    ) -> tuple[UtteranceId, asyncio.Future[VoiceReady | VoiceListing | VoiceDeleted]]:
+        id = UtteranceId(f"voxlive-req-{next(self._request_ids)}")
+        reply: asyncio.Future[VoiceReady | VoiceListing | VoiceDeleted]
+        reply = asyncio.get_running_loop().create_future()
+        self._requests[id] = reply
+        return id, reply
+
+    async def _answer(
+        self,
+        id: UtteranceId,
+        reply: asyncio.Future[VoiceReady | VoiceListing | VoiceDeleted],
+        kind: type[_Answer],
+    ) -> _Answer:
+        try:
+            answer = await reply
+        finally:
+            self._requests.pop(id, None)
+        if not isinstance(answer, kind):
+            message = f"expected {kind.__name__} for {id}, got {type(answer).__name__}"
+            raise ClientError(message, code="protocol_violation")
+        return answer
+
     def check_text(self, text: str, *, allow_blank: bool = False) -> None:
         """Check a text against what the server accepts, before sending it.
 
@@ -479,6 +601,10 @@ class Client:
             u._put(error.copy())
         self._inflight.clear()
         self._streams.clear()
+        for reply in self._requests.values():
+            if not reply.done():
+                reply.set_exception(error.copy())
+        self._requests.clear()
         waiting = [self._sending] if self._sending is not None else []
         while not self._outbox.empty():
             waiting.append(self._outbox.get_nowait())
@@ -506,6 +632,12 @@ class Client:
                 self._on_error(msg)
             case Welcome():
                 logger.warning("ignored a second welcome")
+            case VoiceReady() | VoiceListing() | VoiceDeleted():
+                reply = self._requests.get(msg.id)
+                if reply is not None and not reply.done():
+                    reply.set_result(msg)
+                else:
+                    logger.warning("ignored %s for unknown request %s", type(msg).__name__, msg.id)
             case _:
                 assert_never(msg)
 
@@ -532,6 +664,10 @@ class Client:
         u._finish(msg)
 
     def _on_error(self, msg: Error) -> None:
+        reply = None if msg.id is None else self._requests.get(msg.id)
+        if reply is not None and not reply.done():
+            reply.set_exception(ClientError(f"{msg.code}: {msg.message}", code=msg.code))
+            return
         u = None if msg.id is None else self._inflight.get(msg.id)
         if u is None:
             logger.warning("server error %s: %s", msg.code, msg.message)

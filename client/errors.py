@@ -12,7 +12,8 @@ class ClientError(Exception):
         message: What happened, for people.
         code: ``connect_failed``, ``closed`` (the connection is gone),
             ``protocol_violation``, or the server's error code when it refused the
-            ``hello`` (``auth_failed``, ``unsupported``, …).
+            ``hello`` (``auth_failed``, ``unsupported``, …) or a voice request
+            (``too_short``, ``silent``, ``unsupported_format``, …; SPEC.md §4.6).
         close_code: The WebSocket close code, when there was one.
     """
 

@@ -45,6 +45,13 @@ from .messages import (
     Speak,
     SpeakOptions,
     Started,
+    VoiceDelete,
+    VoiceDeleted,
+    VoiceInfo,
+    VoiceList,
+    VoiceListing,
+    VoiceReady,
+    VoiceRegister,
     Welcome,
     Word,
 )
@@ -59,6 +66,7 @@ from .types import (
     Status,
     StreamId,
     UtteranceId,
+    VoiceScope,
 )
 
 __all__ = [
@@ -101,6 +109,14 @@ __all__ = [
     "UnknownRequest",
     "UnsupportedVersion",
     "UtteranceId",
+    "VoiceScope",
+    "VoiceDelete",
+    "VoiceDeleted",
+    "VoiceInfo",
+    "VoiceList",
+    "VoiceListing",
+    "VoiceReady",
+    "VoiceRegister",
     "Welcome",
     "Word",
     "decode_audio_frame",

@@ -12,6 +12,7 @@ Decoding is done in two steps, ``parse_client`` (size, syntax, map, ``type``) an
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import struct
@@ -199,7 +200,16 @@ def _dump(wire: dict[str, object], binary: bool) -> bytes | str:
     if binary:
         packed: bytes = msgpack.packb(wire, use_bin_type=True)
         return packed
-    return json.dumps(wire, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return json.dumps(
+        wire, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_base64
+    )
+
+
+def _base64(value: object) -> str:
+    # JSON has no binary type: bytes (voice.register audio) travel as base64 (SPEC.md §4.6).
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"cannot encode a value of type {type(value).__name__} as JSON")
 
 
 def _check_finite(value: object) -> None:

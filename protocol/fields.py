@@ -10,8 +10,10 @@ Error messages never echo peer input beyond a short, escaped excerpt of a key or
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Final, TypeVar
 
 from .errors import InvalidMessage
@@ -77,6 +79,10 @@ class Fields:
         unknown = [show(key) for key in self._obj if key not in allowed]
         if unknown:
             raise self.error(f"unknown field(s) in {self._where}: {', '.join(unknown[:4])}")
+
+    def items(self) -> Iterable[tuple[object, object]]:
+        """Return the raw ``(key, value)`` pairs of the map."""
+        return self._obj.items()
 
     def has(self, name: str) -> bool:
         """Return whether the map has the key ``name`` (even with a null value)."""
@@ -162,6 +168,18 @@ class Fields:
         if self._obj.get(name) is None:
             return None
         return self.get_id(name)
+
+    def get_bytes(self, name: str) -> bytes:
+        """Return binary data: a msgpack ``bin`` value, or a base64 string (JSON)."""
+        value = self._get(name, MISSING)
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, str):
+            try:
+                return base64.b64decode(value.encode("ascii"), validate=True)
+            except (UnicodeEncodeError, binascii.Error):
+                pass
+        raise self._fail(name, "binary data (msgpack bin, or a base64 string)")
 
     def get_map(self, name: str) -> Fields | None:
         """Return a reader over a nested map, or ``None`` when the field is absent."""

@@ -18,6 +18,7 @@ from .types import (
     Status,
     StreamId,
     UtteranceId,
+    VoiceScope,
 )
 
 __all__ = [
@@ -41,6 +42,14 @@ __all__ = [
     "SpeakOptions",
     "Started",
     "Welcome",
+    "VoiceDelete",
+    "VoiceDeleted",
+    "VoiceInfo",
+    "VoiceList",
+    "VoiceListing",
+    "VoiceReady",
+    "VoiceRegister",
+    "VoiceSummary",
     "Word",
 ]
 
@@ -64,6 +73,11 @@ class Limits:
     """Most utterances one connection may have in flight (opened and not yet ``done``)."""
     max_pending_text_chars: int = 20000
     """Most code points all ``append`` pieces of one streamed utterance may add up to."""
+    max_reference_bytes: int = 10 * 1024 * 1024
+    """Largest assembled ``voice.register`` upload, in bytes (SPEC.md §4.6)."""
+    max_registrations: int = 2
+    """Most ``voice.register`` requests one connection may have in flight (uploading or
+    waiting for their answer)."""
 
     def __post_init__(self) -> None:
         for limit in fields(self):
@@ -93,6 +107,10 @@ class Capabilities:
     """Whether a non-zero ``speak.volume`` is supported."""
     formats: tuple[AudioFormat, ...] = AUDIO_FORMATS
     """PCM formats ``hello.audio.format`` may ask for."""
+    voice_registration: bool = False
+    """Whether ``voice.register``/``voice.list``/``voice.delete`` are served (SPEC.md §4.6).
+    When set, ``speak.voice`` may also name a registered voice: the server, not the
+    session, then checks it (``unknown_voice``)."""
 
     def __post_init__(self) -> None:
         if not 8000 <= self.default_sample_rate <= 48000:
@@ -198,6 +216,45 @@ class Cancel:
     """Stop one utterance, or all of this connection's utterances when ``id`` is None."""
 
     id: UtteranceId | None = None
+
+
+VoiceSummary = dict[str, str | int | float | bool]
+"""What the server measured on a reference clip (``usable_s``, ``snr_db``, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceRegister:
+    """Upload a reference clip to register a voice (SPEC.md §4.6).
+
+    On the wire this is one chunk: ``seq`` 0, 1, 2, … with ``final`` on the last one,
+    and ``name``/``scope`` only on chunk 0. The event ``Session`` delivers once the
+    final chunk arrived carries the whole upload in ``audio`` (``seq`` 0, ``final``).
+    """
+
+    id: UtteranceId
+    """Request id (same syntax as utterance ids, its own namespace)."""
+    audio: bytes
+    """This chunk of the file (in the event: the whole file)."""
+    seq: int = 0
+    final: bool = True
+    name: str | None = None
+    """Voice id wanted (1–64 of ``[A-Za-z0-9._:-]``); ``None``: the server picks one."""
+    scope: VoiceScope = "session"
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceList:
+    """Ask for the voices this session can use."""
+
+    id: UtteranceId
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceDelete:
+    """Delete a registered voice this session can see."""
+
+    id: UtteranceId
+    voice: str
 
 
 # --- server -> client ----------------------------------------------------------------------
@@ -307,11 +364,50 @@ class AudioFrame:
     """The utterance was cancelled; this frame fades out."""
 
 
-ClientMessage = Hello | Speak | Append | Flush | End | Cancel
+@dataclass(frozen=True, slots=True)
+class VoiceReady:
+    """A ``voice.register`` succeeded: ``voice`` may be named in ``speak.voice``."""
+
+    id: UtteranceId
+    voice: str
+    cached: bool
+    """The clip was known already: nothing was analysed again."""
+    summary: VoiceSummary = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceInfo:
+    """One entry of a ``voice.list`` answer."""
+
+    voice: str
+    scope: VoiceScope
+    summary: VoiceSummary = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceListing:
+    """Answer to ``voice.list`` (wire type ``voice.list``)."""
+
+    id: UtteranceId
+    voices: tuple[VoiceInfo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceDeleted:
+    """Answer to ``voice.delete``; ``deleted`` is false when no such voice was visible."""
+
+    id: UtteranceId
+    voice: str
+    deleted: bool
+
+
+ClientMessage = (
+    Hello | Speak | Append | Flush | End | Cancel | VoiceRegister | VoiceList | VoiceDelete
+)
 """Every message a client may send."""
 
-SessionEvent = Speak | Append | Flush | End | Cancel
+SessionEvent = Speak | Append | Flush | End | Cancel | VoiceRegister | VoiceList | VoiceDelete
 """Every message ``Session.events_received`` hands to the server (``Hello`` stays inside)."""
 
-ServerMessage = Welcome | Started | Marks | Done | Error
+ServerMessage = Welcome | Started | Marks | Done | Error | VoiceReady | VoiceListing | VoiceDeleted
 """Every control message a server may send (audio frames are ``AudioFrame``)."""

@@ -14,7 +14,7 @@ from dataclasses import fields
 from typing import Any, Final, assert_never
 
 from .errors import UnknownRequest, UnsupportedVersion
-from .fields import Fields, show
+from .fields import MISSING, Fields, Missing, show
 from .messages import (
     Append,
     AudioSpec,
@@ -33,6 +33,14 @@ from .messages import (
     Speak,
     SpeakOptions,
     Started,
+    VoiceDelete,
+    VoiceDeleted,
+    VoiceInfo,
+    VoiceList,
+    VoiceListing,
+    VoiceReady,
+    VoiceRegister,
+    VoiceSummary,
     Welcome,
     Word,
 )
@@ -42,6 +50,7 @@ from .types import (
     PRIORITIES,
     STATUSES,
     SUPPORTED_VERSIONS,
+    VOICE_SCOPES,
     AudioFormat,
     StreamId,
 )
@@ -98,6 +107,16 @@ def client_from_wire(kind: str, f: Fields, limits: Limits) -> ClientMessage:
             f.id = f.get_opt_id()
             f.check_known(("type", "id"))
             return Cancel(f.id)
+        case "voice.register":
+            return _voice_register(f)
+        case "voice.list":
+            f.id = f.get_id()
+            f.check_known(("type", "id"))
+            return VoiceList(f.id)
+        case "voice.delete":
+            f.id = f.get_id()
+            f.check_known(("type", "id", "voice"))
+            return VoiceDelete(f.id, f.get_id("voice"))
     raise UnknownRequest(f"unknown message type {show(kind)}")
 
 
@@ -138,6 +157,19 @@ def _append(f: Fields, limits: Limits) -> Append:
     text = _text(f, limits)
     has_options = any(f.has(name) for name in OPTION_FIELDS)
     return Append(id, text, _options(f) if has_options else None)
+
+
+def _voice_register(f: Fields) -> VoiceRegister:
+    id = f.id = f.get_id()
+    f.check_known(("type", "id", "audio", "seq", "final", "name", "scope"))
+    return VoiceRegister(
+        id,
+        f.get_bytes("audio"),
+        seq=f.get_int("seq", lo=0, hi=U32_MAX),
+        final=f.get_bool("final"),
+        name=f.get_opt_id("name"),
+        scope=f.get_choice("scope", VOICE_SCOPES, "session"),
+    )
 
 
 def _text(f: Fields, limits: Limits) -> str:
@@ -185,6 +217,12 @@ def client_to_wire(msg: ClientMessage) -> Wire:
             return _typed("end", id=id)
         case Cancel(id):
             return _typed("cancel", id=id)
+        case VoiceRegister():
+            return _typed("voice.register") | _flat(msg)
+        case VoiceList(id):
+            return _typed("voice.list", id=id)
+        case VoiceDelete(id, voice):
+            return _typed("voice.delete", id=id, voice=voice)
         case _:
             assert_never(msg)
 
@@ -218,6 +256,13 @@ def server_to_wire(msg: ServerMessage) -> Wire:
             return _typed("done") | _flat(msg)
         case Error():
             return _typed("error") | _flat(msg)
+        case VoiceReady():
+            return _typed("voice.ready") | _flat(msg) | {"summary": dict(msg.summary)}
+        case VoiceListing(id, voices):
+            listed = [_flat(v) | {"summary": dict(v.summary)} for v in voices]
+            return _typed("voice.list", id=id, voices=listed)
+        case VoiceDeleted():
+            return _typed("voice.deleted") | _flat(msg)
         case _:
             assert_never(msg)
 
@@ -265,7 +310,7 @@ def _welcome_from(f: Fields) -> Welcome:
             format=audio.get_choice("format", AUDIO_FORMATS),
             frame_ms=audio.get_int("frame_ms", lo=1, hi=U32_MAX),
         ),
-        limits=Limits(**{name: limits.get_int(name, lo=1, hi=I64_MAX) for name in _LIMITS}),
+        limits=Limits(**{name: _limit(limits, name) for name in _LIMITS}),
         capabilities=Capabilities(
             emotions=caps.get_str_list("emotions", max_len=_ANY_LEN),
             voices=caps.get_str_list("voices", max_len=_ANY_LEN),
@@ -274,11 +319,21 @@ def _welcome_from(f: Fields) -> Welcome:
             pitch=caps.get_bool("pitch"),
             volume=caps.get_bool("volume"),
             formats=_formats(caps),
+            voice_registration=caps.get_bool("voice_registration", False),
         ),
     )
 
 
 _LIMITS: Final[tuple[str, ...]] = tuple(f.name for f in fields(Limits))
+_LIMITS_V1: Final = frozenset(
+    {"max_message_bytes", "max_text_chars", "max_inflight", "max_pending_text_chars"}
+)
+
+
+def _limit(limits: Fields, name: str) -> int:
+    # Limits added in v1.2 are absent from older servers' welcome: take the default.
+    default: int | Missing = MISSING if name in _LIMITS_V1 else getattr(Limits(), name)
+    return limits.get_int(name, default, lo=1, hi=I64_MAX)
 
 
 def _require_map(f: Fields, name: str) -> Fields:
@@ -346,10 +401,54 @@ def _error_from(f: Fields) -> Error:
     )
 
 
+def _voice_ready_from(f: Fields) -> VoiceReady:
+    return VoiceReady(
+        id=f.get_id(),
+        voice=f.get_str("voice", max_len=_ANY_LEN),
+        cached=f.get_bool("cached"),
+        summary=_summary(f),
+    )
+
+
+def _summary(f: Fields) -> VoiceSummary:
+    # Lenient: keys a client cannot read (non-scalar values) are skipped.
+    summary = f.get_map("summary")
+    if summary is None:
+        return {}
+    return {
+        key: value
+        for key, value in summary.items()
+        if isinstance(key, str) and isinstance(value, str | int | float | bool)
+    }
+
+
+def _voice_list_from(f: Fields) -> VoiceListing:
+    voices = tuple(
+        VoiceInfo(
+            voice=v.get_str("voice", max_len=_ANY_LEN),
+            scope=v.get_choice("scope", VOICE_SCOPES),
+            summary=_summary(v),
+        )
+        for v in f.get_map_list("voices")
+    )
+    return VoiceListing(id=f.get_id(), voices=voices)
+
+
+def _voice_deleted_from(f: Fields) -> VoiceDeleted:
+    return VoiceDeleted(
+        id=f.get_id(),
+        voice=f.get_str("voice", max_len=_ANY_LEN),
+        deleted=f.get_bool("deleted"),
+    )
+
+
 _SERVER_READERS: Final[dict[str, Callable[[Fields], ServerMessage]]] = {
     "welcome": _welcome_from,
     "started": _started_from,
     "marks": _marks_from,
     "done": _done_from,
     "error": _error_from,
+    "voice.ready": _voice_ready_from,
+    "voice.list": _voice_list_from,
+    "voice.deleted": _voice_deleted_from,
 }

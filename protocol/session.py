@@ -50,8 +50,15 @@ from .messages import (
     Speak,
     SpeakOptions,
     Started,
+    VoiceDelete,
+    VoiceDeleted,
+    VoiceList,
+    VoiceListing,
+    VoiceReady,
+    VoiceRegister,
     Welcome,
 )
+from .registrations import Registrations
 from .schema import client_from_wire
 from .types import PROTOCOL_VERSION, CloseCode, StreamId, UtteranceId
 from .utterances import Utterances
@@ -131,6 +138,7 @@ class Session:
         self._events: list[SessionEvent] = []
         self._outgoing: list[bytes | str] = []
         self._utterances = Utterances(limits)
+        self._registrations = Registrations(limits)
         self.last_error: ProtocolError | None = None
         """The last error caused by peer input, kept for logging."""
 
@@ -177,6 +185,16 @@ class Session:
     def inflight(self) -> frozenset[UtteranceId]:
         """Ids opened by ``speak``/``append`` and not yet reported ``done``."""
         return self._utterances.ids
+
+    @property
+    def registrations(self) -> frozenset[UtteranceId]:
+        """Ids of ``voice.register`` requests uploading or waiting for their answer."""
+        return self._registrations.ids
+
+    @property
+    def uploading(self) -> frozenset[UtteranceId]:
+        """Ids of ``voice.register`` requests whose final chunk has not arrived."""
+        return self._registrations.uploading
 
     def close_code(self) -> CloseCode | None:
         """Return the code to close the WebSocket with, or ``None`` while it stays open.
@@ -256,6 +274,13 @@ class Session:
                     return
                 self._utterances.cancel(message)
                 self._events.append(message)
+            case VoiceRegister():
+                self._check_registration(message.id)
+                if (whole := self._registrations.receive(message)) is not None:
+                    self._events.append(whole)
+            case VoiceList() | VoiceDelete():
+                self._check_registration(message.id)
+                self._events.append(message)
             case _:  # pragma: no cover (decoding yields nothing else)
                 assert_never(message)
 
@@ -296,6 +321,11 @@ class Session:
         self._check_options(append.id, options)
         self._utterances.open(append.id, streamed=True, text_chars=len(append.text))
         self._events.append(replace(append, options=options))
+
+    def _check_registration(self, id: UtteranceId) -> None:
+        if not self._capabilities.voice_registration:
+            text = "voice registration is not supported by this server"
+            raise InvalidMessage(text, code="unsupported", id=id)
 
     def _check_options(self, id: UtteranceId, options: SpeakOptions) -> None:
         problem = _unsupported_option(options, self._capabilities)
@@ -376,6 +406,50 @@ class Session:
         if self._can_send():
             self._outgoing.append(self._encode(error))
 
+    def send_voice_ready(self, ready: VoiceReady) -> None:
+        """Answer a ``VoiceRegister`` event: the voice is registered.
+
+        Raises:
+            InvalidState: before ``hello``; ``ready.id`` is not a registration waiting
+                for its answer; a number in the summary is not finite.
+        """
+        if self._can_send():
+            data = self._encode(ready)
+            self._registrations.answer(ready.id)
+            self._outgoing.append(data)
+
+    def send_voice_error(self, error: Error) -> None:
+        """Answer a ``VoiceRegister`` event with an error (``too_short``, ``silent``, …).
+
+        Raises:
+            InvalidState: before ``hello``; ``error.id`` is not a registration waiting
+                for its answer.
+        """
+        if self._can_send():
+            if error.id is None:
+                raise InvalidState("a registration error must carry the request id")
+            data = self._encode(error)
+            self._registrations.answer(error.id)
+            self._outgoing.append(data)
+
+    def send_voice_list(self, listing: VoiceListing) -> None:
+        """Answer a ``VoiceList`` event.
+
+        Raises:
+            InvalidState: before ``hello``, or a number in a summary is not finite.
+        """
+        if self._can_send():
+            self._outgoing.append(self._encode(listing))
+
+    def send_voice_deleted(self, deleted: VoiceDeleted) -> None:
+        """Answer a ``VoiceDelete`` event.
+
+        Raises:
+            InvalidState: before ``hello``.
+        """
+        if self._can_send():
+            self._outgoing.append(self._encode(deleted))
+
     def close(self, code: CloseCode) -> None:
         """Close the session from the server side (``SERVICE_RESTART``, ``SLOW_CONSUMER``…).
 
@@ -416,7 +490,9 @@ def _unsupported_option(options: SpeakOptions, caps: Capabilities) -> str | None
     """Return why ``options`` need more than ``caps`` offers, or ``None`` (SPEC.md §4.4)."""
     if options.emotion is not None and options.emotion not in caps.emotions:
         return f"emotion {show(options.emotion)} is not supported; {_listing(caps.emotions)}"
-    if options.voice is not None and options.voice not in caps.voices:
+    # With voice registration the server checks the voice itself (SPEC.md §4.6).
+    unchecked = caps.voice_registration
+    if options.voice is not None and options.voice not in caps.voices and not unchecked:
         return f"voice {show(options.voice)} is not supported; {_listing(caps.voices)}"
     if options.pitch != 0.0 and not caps.pitch:
         return "pitch must be 0: this server cannot shift pitch"

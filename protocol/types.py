@@ -15,6 +15,7 @@ __all__ = [
     "ERROR_CODES",
     "PRIORITIES",
     "PROTOCOL_VERSION",
+    "REFERENCE_ERROR_CODES",
     "STATUSES",
     "SUPPORTED_VERSIONS",
     "AudioFormat",
@@ -24,6 +25,8 @@ __all__ = [
     "Status",
     "StreamId",
     "UtteranceId",
+    "VOICE_SCOPES",
+    "VoiceScope",
 ]
 
 UtteranceId = NewType("UtteranceId", str)
@@ -60,10 +63,37 @@ ErrorCode = Literal[
     "internal",
     "slow_consumer",
     "auth_failed",
+    "unknown_voice",
+    "too_large",
+    "unsupported_format",
+    "corrupt_audio",
+    "too_long_declared",
+    "too_short",
+    "silent",
+    "invalid_audio",
+    "too_many_channels",
+    "bad_sample_rate",
 ]
 """Machine-readable ``code`` of an ``error`` message (SPEC.md §6)."""
 
+VoiceScope = Literal["session", "persistent"]
+"""Lifetime of a registered voice: until its session closes, or until deleted."""
+
+REFERENCE_ERROR_CODES: Final[tuple[ErrorCode, ...]] = (
+    "too_large",
+    "unsupported_format",
+    "corrupt_audio",
+    "too_long_declared",
+    "too_short",
+    "silent",
+    "invalid_audio",
+    "too_many_channels",
+    "bad_sample_rate",
+)
+"""Codes with which a ``voice.register`` upload is refused for its audio (SPEC.md §6)."""
+
 PRIORITIES: Final[tuple[Priority, ...]] = get_args(Priority)
+VOICE_SCOPES: Final[tuple[VoiceScope, ...]] = get_args(VoiceScope)
 AUDIO_FORMATS: Final[tuple[AudioFormat, ...]] = get_args(AudioFormat)
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 ERROR_CODES: Final[tuple[ErrorCode, ...]] = get_args(ErrorCode)

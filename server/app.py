@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,14 +20,19 @@ from http import HTTPStatus
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from engine.adapt import Probe
 from engine.chunking import ChunkSchedule
-from engine.voice import Voice
+from engine.speaker import SpeakerEncoder
+from engine.synthesizer import PROBE_SENTENCE
+from engine.voice import SynthesisParams, Voice
 from protocol.messages import Capabilities, Limits
 from protocol.types import CloseCode, StreamId
 
 from .batcher import Batcher
 from .config import Config
 from .connection import Connection
+from .store import open_store
+from .voices import VoiceAdapter, Voices
 
 __all__ = ["App"]
 
@@ -36,15 +42,34 @@ logger = logging.getLogger(__name__)
 class App:
     """See module docstring."""
 
-    def __init__(self, config: Config, voice: Voice | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        voice: Voice | None = None,
+        speaker: SpeakerEncoder | None = None,
+    ) -> None:
         self.config = config
         self.voice = voice or Voice.load(device=config.device, precision=config.precision)
         self.limits = Limits(
             max_message_bytes=config.max_message_bytes,
             max_text_chars=config.max_text_chars,
             max_inflight=config.max_inflight,
+            max_reference_bytes=config.max_reference_bytes,
         )
-        self.capabilities = Capabilities(default_sample_rate=self.voice.sample_rate)
+        self.capabilities = Capabilities(
+            default_sample_rate=self.voice.sample_rate, voice_registration=True
+        )
+        self.voices = Voices(
+            open_store(config.redis_url),
+            speaker or SpeakerEncoder.load(device=config.device),
+            max_reference_bytes=config.max_reference_bytes,
+            reserved=self.capabilities.voices,
+        )
+        self.instance = secrets.token_hex(4)
+        """Prefix of session owners in a voice store shared by several servers."""
+        self.adapter: VoiceAdapter | None = VoiceAdapter(_probe(self.voice), self.voice.sample_rate)
+        """Voice adaptation (the WORLD stage); ``None`` refuses registered voices."""
+        self.voices.adapter = self.adapter
         self.frontend_pool = ThreadPoolExecutor(
             config.frontend_threads, thread_name_prefix="voxlive-frontend"
         )
@@ -109,6 +134,7 @@ class App:
         finally:
             await self.loop.run_in_executor(None, self.batcher.stop, True, 5.0)
             self.frontend_pool.shutdown(wait=False, cancel_futures=True)
+            await self.voices.close()  # the redis pool last
             logger.info("stopped")
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -120,7 +146,9 @@ class App:
             self.connections.discard(conn)
 
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
-        """``/healthz`` (process up) and ``/readyz`` (accepting work) over plain HTTP."""
+        """``/healthz`` (process up), ``/readyz`` (accepting work), ``/metrics`` (counters)."""
+        if request.path == "/metrics":
+            return connection.respond(HTTPStatus.OK, self.metrics())
         if request.path == "/healthz":
             return connection.respond(HTTPStatus.OK, "ok\n")
         if request.path == "/readyz":
@@ -133,6 +161,22 @@ class App:
                 return connection.respond(HTTPStatus.OK, "ready\n")
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
         return None
+
+    def metrics(self) -> str:
+        """Counters as plain text, one ``name value`` a line."""
+        voices = self.voices
+        values = {
+            "voice_cache_hits": voices.cache_hits,
+            "voice_cache_misses": voices.cache_misses,
+            "voice_store_hits": voices.store.hits,
+            "voice_store_misses": voices.store.misses,
+            "voice_registrations_inflight": voices.inflight,
+            "connections": len(self.connections),
+            "utterances_inflight": sum(len(c.utterances) for c in self.connections),
+            "queued": self.batcher.queued,
+            "active": self.batcher.active,
+        }
+        return "".join(f"{name} {value}\n" for name, value in values.items())
 
     async def _drain(self) -> None:
         """Finish in-flight utterances up to the deadline, then close every session with 1012."""
@@ -151,3 +195,9 @@ class App:
             c.ws.close(CloseCode.SERVICE_RESTART, "server restarting") for c in self.connections
         ]
         await asyncio.gather(*closes, return_exceptions=True)
+
+
+def _probe(voice: Voice) -> Probe:
+    """The bundled voice saying the fitting sentence, analysed once at start-up (~0.5 s)."""
+    (audio,) = voice.synthesize_texts([PROBE_SENTENCE], SynthesisParams.deterministic())
+    return Probe.from_audio(audio, voice.sample_rate)

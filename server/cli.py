@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-queued-items", type=int, default=None)
     serve.add_argument("--first-chunk-frames", type=int, default=None)
     serve.add_argument("--graceful-shutdown-s", type=float, default=None)
+    serve.add_argument(
+        "--redis", dest="redis_url", default=None, help="voice store URL (default: in process)"
+    )
 
     say = sub.add_parser("say", help="synthesize text to WAV files")
     src = say.add_mutually_exclusive_group(required=True)
@@ -49,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--deterministic", action="store_true", help="no sampling noise (same text → same samples)"
     )
     say.add_argument("--batch", type=int, default=8, help="sentences per batch with -f")
+    say.add_argument("--voice", type=Path, help="reference clip (3-30 s of speech) to speak like")
 
     client = sub.add_parser("client", help="speak through a running server into WAV files")
     client_src = client.add_mutually_exclusive_group(required=True)
@@ -61,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--speed", type=float, default=1.0, help="speaking rate (0.25–4)")
     client.add_argument("--seed", type=int, help="noise seed, for reproducible output")
     client.add_argument("--timeout", type=float, default=120.0, help="seconds per utterance")
+    client.add_argument(
+        "--voice-file", type=Path, help="register this reference clip and speak in its voice"
+    )
 
     bench = sub.add_parser("bench", help="benchmarks (JSON with --json)")
     bench_sub = bench.add_subparsers(dest="target", required=True)

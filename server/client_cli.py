@@ -2,9 +2,11 @@
 
 ``voxlive client --url ws://HOST:PORT "TEXT" -o out.wav`` writes one file; with
 ``-f lines.txt -o OUTDIR/`` every non-empty line becomes ``0001.wav``, ``0002.wav`` …
-(in line order), all sent at once over one connection. Exit status: 0 when all went
-well; 2 when the connection failed or a single text could not be spoken; 1 when some
-lines of ``-f`` could not be spoken (the others are still written).
+(in line order), all sent at once over one connection. ``--voice-file ref.wav``
+registers that reference clip first (session scope) and speaks in its voice. Exit
+status: 0 when all went well; 2 when the connection failed, the clip was refused or a
+single text could not be spoken; 1 when some lines of ``-f`` could not be spoken (the
+others are still written).
 """
 
 from __future__ import annotations
@@ -43,6 +45,26 @@ def run_client(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
 
+async def _use_voice_file(c: Client, args: argparse.Namespace) -> str | None:
+    """Register ``--voice-file``; return its voice id, or ``None`` after reporting why not."""
+    try:
+        ready = await asyncio.wait_for(c.register_voice(args.voice_file), args.timeout)
+    except (OSError, ValueError) as exc:
+        _say(f"cannot register {args.voice_file}: {exc}")
+        return None
+    except TimeoutError:
+        _say(f"voice registration: no answer within {args.timeout:g} s")
+        return None
+    except ClientError as exc:
+        if c.closed:
+            raise
+        _say(f"voice registration refused: {exc.message}")
+        return None
+    usable = ready.summary.get("usable_s")
+    _say(f"registered voice {ready.voice} ({usable} s usable{', cached' if ready.cached else ''})")
+    return ready.voice
+
+
 def options_from_args(args: argparse.Namespace, line: int) -> SpeakKwargs:
     """The ``speak`` options the flags ask for (``line`` numbers ``-f`` lines from 1).
 
@@ -55,7 +77,10 @@ def options_from_args(args: argparse.Namespace, line: int) -> SpeakKwargs:
     if not 0.25 <= args.speed <= 4.0:
         raise ValueError(f"--speed must be in [0.25, 4], got {args.speed}")
     seed = None if args.seed is None else args.seed + line
-    return SpeakKwargs(speed=args.speed, seed=seed)
+    options = SpeakKwargs(speed=args.speed, seed=seed)
+    if getattr(args, "voice", None) is not None:
+        options["voice"] = args.voice
+    return options
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -68,10 +93,13 @@ def _read_lines(path: Path) -> list[str]:
 
 async def _speak_one(args: argparse.Namespace) -> int:
     async with Client.connect(args.url, sample_rate=args.sample_rate, token=args.token) as c:
+        options = options_from_args(args, 0)
+        if getattr(args, "voice_file", None) is not None:
+            if (voice := await _use_voice_file(c, args)) is None:
+                return EXIT_FAILED
+            options["voice"] = voice
         try:
-            result = await asyncio.wait_for(
-                c.synthesize(args.text, **options_from_args(args, 0)), args.timeout
-            )
+            result = await asyncio.wait_for(c.synthesize(args.text, **options), args.timeout)
         except ValueError as exc:
             _say(str(exc))
             return EXIT_FAILED
@@ -88,6 +116,10 @@ async def _speak_one(args: argparse.Namespace) -> int:
 async def _speak_lines(args: argparse.Namespace, lines: list[str]) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     async with Client.connect(args.url, sample_rate=args.sample_rate, token=args.token) as c:
+        if getattr(args, "voice_file", None) is not None:
+            if (voice := await _use_voice_file(c, args)) is None:
+                return EXIT_FAILED
+            args.voice = voice
         # Never more in flight than the server allows (SPEC.md §5.1 limits.max_inflight).
         slots = asyncio.Semaphore(c.welcome.limits.max_inflight)
         jobs = [_speak_line(c, slots, args, n, line) for n, line in enumerate(lines, start=1)]

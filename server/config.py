@@ -47,6 +47,10 @@ class Config:
     """On SIGTERM: how long in-flight utterances may take to finish."""
     frontend_threads: int = 1
     """Threads that turn text into phonemes (espeak-ng is serialized anyway)."""
+    redis_url: str | None = None
+    """Where registered voices live (``redis://host:port/db``); ``None``: in process."""
+    max_reference_bytes: int = 10 * 1024 * 1024
+    """Largest ``voice.register`` upload, in bytes."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -14,17 +14,34 @@ import hmac
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from protocol.messages import Append, Cancel, Done, End, Error, Flush, Speak, SpeakOptions
+from protocol.messages import (
+    Append,
+    Cancel,
+    Done,
+    End,
+    Error,
+    Flush,
+    SessionEvent,
+    Speak,
+    SpeakOptions,
+    VoiceDelete,
+    VoiceDeleted,
+    VoiceList,
+    VoiceListing,
+    VoiceReady,
+    VoiceRegister,
+)
 from protocol.session import Session
 from protocol.types import CloseCode, UtteranceId
 
 from .utterance import Utterance
+from .voices import RegistrationError, summary_of
 
 if TYPE_CHECKING:
     from .app import App
@@ -65,6 +82,9 @@ class Connection:
         self.closing = False
         self._writer: asyncio.Task[None] | None = None
         self.log = logging.LoggerAdapter(logger, {"session": key})
+        self.owner = f"{app.instance}:{key}"
+        """Owner of this session's voices, unique across servers sharing a store."""
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         writer = self._writer = asyncio.create_task(self._write())
@@ -83,11 +103,22 @@ class Connection:
             self.session.close(CloseCode.INTERNAL_ERROR)
         finally:
             self.cancel_all()
+            await self._forget_voices()
             await self._close(writer)
+
+    async def _forget_voices(self) -> None:
+        """Stop voice requests, then drop this session's voices (SPEC.md §4.6 scopes)."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        try:
+            await self.app.voices.drop_session(self.owner)
+        except Exception:
+            self.log.error("dropping session voices failed", exc_info=True)
 
     # -- events ----------------------------------------------------------------------
 
-    def _dispatch(self, event: Speak | Append | Flush | End | Cancel) -> None:
+    def _dispatch(self, event: SessionEvent) -> None:
         match event:
             case Speak():
                 if u := self._open(event.id, event.options):
@@ -108,6 +139,12 @@ class Connection:
                     self.cancel_all()
                 elif u := self.utterances.get(event.id):
                     u.cancel()
+            case VoiceRegister():
+                self._spawn(self._register(event))
+            case VoiceList():
+                self._spawn(self._list(event))
+            case VoiceDelete():
+                self._spawn(self._delete(event))
 
     def _open(self, uid: UtteranceId, options: SpeakOptions) -> Utterance | None:
         if self.app.draining:
@@ -118,7 +155,67 @@ class Connection:
         u = Utterance(self, uid, self.app.next_stream(), options, time.monotonic())
         u.paused = self.over_since is not None
         self.utterances[uid] = u
+        if options.voice is not None and options.voice not in self.app.capabilities.voices:
+            u.hold()  # its text waits until the voice is found (SPEC.md §4.6)
+            self._spawn(self._resolve_voice(u, options.voice))
         return u
+
+    # -- voices ----------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _register(self, event: VoiceRegister) -> None:
+        try:
+            done = await self.app.voices.register(event, self.owner)
+        except RegistrationError as exc:
+            self.session.send_voice_error(Error(exc.code, exc.message, event.id))
+        except Exception:
+            self.log.error("voice registration %s failed", event.id, exc_info=True)
+            self.session.send_voice_error(Error("internal", "registration failed", event.id))
+        else:
+            profile = done.profile
+            ready = VoiceReady(event.id, profile.voice_id, done.cached, summary_of(profile))
+            self.session.send_voice_ready(ready)
+        self.flush()
+
+    async def _list(self, event: VoiceList) -> None:
+        try:
+            voices = await self.app.voices.listing(self.owner)
+        except Exception:
+            self.log.error("voice.list %s failed", event.id, exc_info=True)
+            self.session.send_error(Error("internal", "listing voices failed", event.id))
+        else:
+            self.session.send_voice_list(VoiceListing(event.id, voices))
+        self.flush()
+
+    async def _delete(self, event: VoiceDelete) -> None:
+        try:
+            deleted = await self.app.voices.delete(event.voice, self.owner)
+        except Exception:
+            self.log.error("voice.delete %s failed", event.id, exc_info=True)
+            self.session.send_error(Error("internal", "deleting the voice failed", event.id))
+        else:
+            self.session.send_voice_deleted(VoiceDeleted(event.id, event.voice, deleted))
+        self.flush()
+
+    async def _resolve_voice(self, u: Utterance, voice: str) -> None:
+        """Speak in a registered voice: only with adaptation; else refuse, never pretend."""
+        try:
+            profile = await self.app.voices.find(voice, self.owner)
+        except Exception:
+            self.log.error("voice lookup for %s failed", u.id, exc_info=True)
+            u.fail(Error("internal", "voice lookup failed", u.id))
+            return
+        if profile is None:
+            u.fail(Error("unknown_voice", f"voice {voice} is not registered", u.id))
+        elif self.app.adapter is None:
+            message = "voice adaptation is not available on this server; the voice is registered"
+            u.fail(Error("unsupported", message, u.id))
+        else:
+            u.release(profile)
 
     def forget(self, u: Utterance) -> None:
         if self.utterances.get(u.id) is u:

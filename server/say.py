@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+
+import numpy as np
 
 from engine.frontend import TextError
+from engine.reference import ReferenceAudioError
+from engine.synthesizer import Synthesizer
 from engine.voice import SynthesisParams, Voice
 
 from .audio import write_wav
@@ -27,15 +32,37 @@ def params_from_args(args: argparse.Namespace) -> SynthesisParams:
     return SynthesisParams(length_scale=length_scale, seed=args.seed)
 
 
+Adapt = Callable[[np.ndarray], np.ndarray]
+
+
 def run_say(args: argparse.Namespace) -> int:
     params = params_from_args(args)
-    voice = Voice.load(device=args.device, precision=args.precision)
+    if getattr(args, "voice", None) is None:
+        voice = Voice.load(device=args.device, precision=args.precision)
+        adapt: Adapt = _unchanged
+    else:
+        synth = Synthesizer(device=args.device, precision=args.precision)
+        try:
+            fit = synth.register(args.voice)
+        except ReferenceAudioError as exc:
+            print(f"voxlive: {args.voice}: {exc.code}: {exc}", file=sys.stderr)
+            return 2
+        print(f"voxlive: voice {args.voice}: {fit.summary}", file=sys.stderr)
+        voice = synth.voice
+
+        def adapt(audio: np.ndarray) -> np.ndarray:
+            return synth.adapt(audio, fit.transform)
+
     if args.file is None:
-        return _say_one(voice, args.text, args.output, params)
-    return _say_lines(voice, args, params)
+        return _say_one(voice, args.text, args.output, params, adapt)
+    return _say_lines(voice, args, params, adapt)
 
 
-def _say_one(voice: Voice, text: str, output, params: SynthesisParams) -> int:
+def _unchanged(audio: np.ndarray) -> np.ndarray:
+    return audio
+
+
+def _say_one(voice: Voice, text: str, output, params: SynthesisParams, adapt: Adapt) -> int:
     try:
         requests, result = voice.requests(text, params)
     except TextError as exc:
@@ -43,11 +70,13 @@ def _say_one(voice: Voice, text: str, output, params: SynthesisParams) -> int:
         return 2
     _report_warnings(result.warnings)
     (audio,) = voice.synthesize_groups([requests])
-    write_wav(output, audio, voice.sample_rate)
+    write_wav(output, adapt(audio), voice.sample_rate)
     return 0
 
 
-def _say_lines(voice: Voice, args: argparse.Namespace, params: SynthesisParams) -> int:
+def _say_lines(
+    voice: Voice, args: argparse.Namespace, params: SynthesisParams, adapt: Adapt
+) -> int:
     """One WAV per non-empty line, ``0001.wav`` … in line order; bad lines are reported.
 
     Returns:
@@ -68,7 +97,7 @@ def _say_lines(voice: Voice, args: argparse.Namespace, params: SynthesisParams) 
         numbers.append(n)
         groups.append(requests)
     for n, audio in zip(numbers, voice.synthesize_groups(groups, max_batch=args.batch)):
-        write_wav(args.output / f"{n:04d}.wav", audio, voice.sample_rate)
+        write_wav(args.output / f"{n:04d}.wav", adapt(audio), voice.sample_rate)
     return 0 if len(numbers) == len(lines) else 1
 
 

@@ -12,11 +12,13 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from engine.frontend import FrontendResult, Sentence, TextError
 from engine.resample import StreamResampler
 from engine.voice import AudioChunk, SynthesisParams, SynthesisRequest
+from engine.world import StreamAdapter
 from protocol.messages import AudioFrame, Done, Error, Marks, Phoneme, SpeakOptions, Word
 from protocol.types import Status, StreamId, UtteranceId
 
@@ -25,6 +27,7 @@ from .frames import Packetizer
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .store import VoiceProfile
 
 __all__ = ["Utterance", "split_complete_sentences"]
 
@@ -93,29 +96,62 @@ class Utterance:
         self.started_at: float | None = None
         self.first_audio_at: float | None = None
         self.paused = False  # read by the engine thread: skip while the client lags
+        self.profile: VoiceProfile | None = None  # a registered voice to speak in
+        self.world: StreamAdapter | None = None  # moves the bundled voice toward it
+        self._held: list[Callable[[], None]] | None = None  # text waiting for the voice
+
+    # -- registered voices -----------------------------------------------------------
+
+    def hold(self) -> None:
+        """Keep text back until ``release`` (the voice is being looked up)."""
+        self._held = []
+
+    def release(self, profile: VoiceProfile) -> None:
+        """Speak in ``profile``'s voice: the held text goes to synthesis now."""
+        held, self._held = self._held or [], None
+        self.profile = profile
+        adapter = self.conn.app.adapter
+        self.world = None if adapter is None else adapter.stream_for(profile)
+        for call in held:
+            if not self.finished:
+                call()
+
+    def _holding(self, call: Callable[[], None]) -> bool:
+        if self._held is None:
+            return False
+        self._held.append(call)
+        return True
 
     # -- text in -------------------------------------------------------------------
 
     def append(self, text: str) -> None:
         """Streamed text: complete sentences go to synthesis now, the rest waits."""
         self.streamed = True
+        if self._holding(lambda: self.append(text)):
+            return
         ready, self.pending_text = split_complete_sentences(self.pending_text + text)
         if ready:
             self._submit_text(ready)
 
     def flush(self) -> None:
         """Synthesize what is buffered, complete or not."""
+        if self._holding(self.flush):
+            return
         text, self.pending_text = self.pending_text.strip(), ""
         if text:
             self._submit_text(text)
 
     def end(self) -> None:
         """No more text: synthesize the rest, then finish."""
+        if self._holding(self.end):
+            return
         self.flush()
         self.closed = True
         self._maybe_done()
 
     def speak(self, text: str) -> None:
+        if self._holding(lambda: self.speak(text)):
+            return
         self._submit_text(text)
         self.closed = True
 
@@ -147,7 +183,7 @@ class Utterance:
         conn = self.conn
         jobs = [
             Job(
-                request=SynthesisRequest(s.ids, self.params.offset_seed(self.next_index + i)),
+                request=self._request(s, self.next_index + i),
                 sink=self,
                 owner=self,
                 session=conn.key,
@@ -167,6 +203,9 @@ class Utterance:
             return
         self.jobs.extend(jobs)
         self.next_index += len(jobs)
+
+    def _request(self, sentence: Sentence, index: int) -> SynthesisRequest:
+        return SynthesisRequest(sentence.ids, self.params.offset_seed(index))
 
     # -- results in (Sink) -----------------------------------------------------------
 
@@ -219,7 +258,8 @@ class Utterance:
         if chunk.phoneme_samples is not None and self.options.timestamps and sentence:
             session.send_marks(self._marks(sentence, chunk.phoneme_samples))
         self.samples_in += len(chunk.samples)
-        for frame in self.packets.push(self.resampler.process(chunk.samples)):
+        samples = chunk.samples if self.world is None else self.world.process(chunk.samples)
+        for frame in self.packets.push(self.resampler.process(samples)):
             self._send(frame)
 
     def _send(self, frame: AudioFrame) -> None:
@@ -249,6 +289,9 @@ class Utterance:
         if self.next_index == 0:  # streamed text that held nothing speakable
             self.fail(Error("empty_text", "the streamed text held nothing speakable", self.id))
             return
+        if self.world is not None:  # the adaptation stage's look-ahead tail
+            for frame in self.packets.push(self.resampler.process(self.world.flush())):
+                self._send(frame)
         for frame in self.packets.push(self.resampler.flush()):
             self._send(frame)
         for frame in self.packets.finish():

@@ -163,6 +163,8 @@ def test_welcome_wire_map_announces_mono_audio_and_capabilities() -> None:
         "max_text_chars": 5000,
         "max_inflight": 64,
         "max_pending_text_chars": 20000,
+        "max_reference_bytes": 10 * 1024 * 1024,  # v1.2
+        "max_registrations": 2,  # v1.2
     }
     assert wire["capabilities"] == {
         "emotions": [],
@@ -172,6 +174,7 @@ def test_welcome_wire_map_announces_mono_audio_and_capabilities() -> None:
         "pitch": False,
         "volume": False,
         "formats": ["s16le", "f32le"],
+        "voice_registration": False,  # v1.2
     }
 
 

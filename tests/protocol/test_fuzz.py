@@ -6,6 +6,7 @@ Every input must end in exactly one outcome: one event, one ``welcome`` or one `
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -20,6 +21,7 @@ from protocol import (
     Limits,
     Session,
     State,
+    VoiceReady,
     Welcome,
 )
 from protocol.schema import OPTION_FIELDS
@@ -29,8 +31,11 @@ from .helpers import CAPS, decode_all, open_session, uid
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 KEYS = ["type", "id", "text", "version", "token", "audio", "sample_rate", "format", "frame_ms"]
-KEYS += list(OPTION_FIELDS)
+KEYS += list(OPTION_FIELDS) + ["seq", "final", "name", "scope", "voice"]
 TYPES = ["hello", "speak", "append", "flush", "end", "cancel", "welcome", ""]
+TYPES += ["voice.register", "voice.list", "voice.delete", "voice.ready"]
+VOICE_CAPS = Capabilities(emotions=("happy",), voices=("joe",), voice_registration=True)
+capabilities = st.sampled_from([CAPS, VOICE_CAPS])
 
 scalars = (
     st.none()
@@ -38,6 +43,7 @@ scalars = (
     | st.integers(min_value=-(2**63), max_value=2**64 - 1)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=12)
+    | st.binary(max_size=12)
     | st.sampled_from(TYPES)
 )
 values = st.recursive(
@@ -58,13 +64,24 @@ VALID: list[dict[str, Any]] = [
     {"type": "end", "id": "b"},
     {"type": "cancel", "id": "a"},
     {"type": "cancel"},
+    {"type": "voice.register", "id": "r", "audio": b"RIFF", "seq": 0, "final": True},
+    {"type": "voice.register", "id": "r", "audio": "UklGRg==", "seq": 0, "final": False},
+    {"type": "voice.register", "id": "r", "audio": b"", "seq": 0, "final": True, "name": "v"},
+    {"type": "voice.list", "id": "l"},
+    {"type": "voice.delete", "id": "d", "voice": "v"},
 ]
 
 
 def assert_one_outcome(session: Session) -> None:
-    """Exactly one event, welcome or error; a close code only after an error."""
+    """Exactly one event, welcome or error; a close code only after an error.
+
+    The one input with no outcome is an accepted ``voice.register`` chunk that is not
+    final: its upload is then in progress (SPEC.md §4.6).
+    """
     events = session.events_received()
     sent = decode_all(session.data_to_send())
+    if not events and not sent and session.uploading:
+        return
     assert len(events) + len(sent) == 1, (events, sent)
     assert all(isinstance(message, Error | Welcome) for message in sent)
     if session.close_code() is not None:
@@ -76,13 +93,13 @@ def assert_one_outcome(session: Session) -> None:
 def encode_value(value: object, binary: bool) -> bytes | str:
     if binary:
         return msgpack.packb(value, use_bin_type=True)
-    return json.dumps(value)
+    return json.dumps(value, default=lambda b: base64.b64encode(b).decode())
 
 
 @FUZZ
-@given(data=st.binary(max_size=200), opened=st.booleans())
-def test_arbitrary_bytes_never_raise(data, opened) -> None:
-    session = open_session() if opened else Session(Limits(), CAPS, "s-1")
+@given(data=st.binary(max_size=200), opened=st.booleans(), caps=capabilities)
+def test_arbitrary_bytes_never_raise(data, opened, caps) -> None:
+    session = open_session(caps) if opened else Session(Limits(), CAPS, "s-1")
     session.receive_data(data)
     assert_one_outcome(session)
 
@@ -96,9 +113,9 @@ def test_arbitrary_text_never_raises(text, opened) -> None:
 
 
 @FUZZ
-@given(value=values, binary=st.booleans(), opened=st.booleans())
-def test_arbitrary_values_never_raise(value, binary, opened) -> None:
-    session = open_session() if opened else Session(Limits(), CAPS, "s-1")
+@given(value=values, binary=st.booleans(), opened=st.booleans(), caps=capabilities)
+def test_arbitrary_values_never_raise(value, binary, opened, caps) -> None:
+    session = open_session(caps) if opened else Session(Limits(), CAPS, "s-1")
     session.receive_data(encode_value(value, binary))
     assert_one_outcome(session)
 
@@ -119,7 +136,7 @@ def test_mutated_valid_messages_never_raise(base, changes, binary) -> None:
             wire.pop(key, None)
         elif action == "add" or key in wire:
             wire[key] = value
-    caps = Capabilities(emotions=("happy",), voices=("joe",))
+    caps = VOICE_CAPS if base["type"].startswith("voice.") else CAPS
     session = Session(Limits(), caps, "s-1") if base["type"] == "hello" else open_session(caps)
     session.receive_data(encode_value(wire, binary))
     assert_one_outcome(session)
@@ -218,4 +235,71 @@ def test_random_utterance_traffic_matches_a_reference_model(script) -> None:
             assert events == []
             assert [(e.code, e.id) for e in sent if isinstance(e, Error)] == [(expected, name)]
         assert session.inflight == set(model.inflight)
+        assert session.close_code() is None
+
+
+chunk_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["r", "q", "p"]),
+        st.integers(min_value=0, max_value=3),  # seq
+        st.booleans(),  # final
+        st.integers(min_value=0, max_value=6),  # bytes
+        st.booleans(),  # name on the chunk
+    )
+    | st.tuples(st.just("answer"), st.sampled_from(["r", "q", "p"])),
+    max_size=25,
+)
+
+
+@FUZZ
+@given(script=chunk_ops)
+def test_random_uploads_match_a_reference_model(script) -> None:
+    """SPEC.md §4.6 from the text alone: order, limits and assembly of voice.register."""
+    limits = Limits(max_reference_bytes=8, max_registrations=2)
+    session = open_session(VOICE_CAPS, limits=limits)
+    uploads: dict[str, list[Any]] = {}  # id -> [next seq, bytes so far]
+    pending: set[str] = set()
+    for step in script:
+        if step[0] == "answer":
+            if step[1] in pending:
+                session.send_voice_ready(VoiceReady(uid(step[1]), "v", False))
+                session.data_to_send()
+                pending.discard(step[1])
+            continue
+        name, seq, final, size, named = step
+        wire = {"type": "voice.register", "id": name, "audio": b"x" * size, "seq": seq}
+        wire |= {"final": final} | ({"name": "n"} if named else {})
+        expected: str | None = None
+        upload = uploads.get(name)
+        if seq == 0:
+            if upload is not None or name in pending:
+                uploads.pop(name, None)
+                expected = "duplicate_id"
+            elif len(uploads) + len(pending) >= 2:
+                expected = "too_many_inflight"
+            else:
+                upload = [0, b""]
+        elif upload is None:
+            expected = "invalid_message"
+        elif seq != upload[0] or named:
+            del uploads[name]
+            expected = "invalid_message"
+        if expected is None and len(upload[1]) + size > 8:
+            uploads.pop(name, None)
+            expected = "too_large"
+        session.receive_data(encode_value(wire, binary=True))
+        events = session.events_received()
+        sent = decode_all(session.data_to_send())
+        if expected is not None:
+            assert events == []
+            assert [(e.code, e.id) for e in sent if isinstance(e, Error)] == [(expected, name)]
+        elif final:
+            uploads.pop(name, None)
+            pending.add(name)
+            assert sent == []
+            assert [(e.id, e.audio) for e in events] == [(name, upload[1] + b"x" * size)]
+        else:
+            uploads[name] = [seq + 1, upload[1] + b"x" * size]
+            assert (events, sent) == ([], [])
+        assert session.registrations == set(uploads) | pending
         assert session.close_code() is None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from engine.speaker import SpeakerEncoder
 from engine.voice import Voice
 from protocol.codec import decode_server, encode_client
 from protocol.messages import AudioFrame, AudioSpec, Done, Hello, Welcome
@@ -22,13 +24,19 @@ def server_voice() -> Voice:
     return Voice.load()
 
 
+@functools.cache
+def shared_speaker() -> SpeakerEncoder:
+    """One speaker encoder for every test server (loading it takes a while)."""
+    return SpeakerEncoder.load()
+
+
 @contextlib.asynccontextmanager
 async def run_server(voice: Voice, **overrides) -> AsyncIterator[App]:
     """Start an App on a free port in this loop; stop it (gracefully) on exit."""
     config = Config(port=0, **overrides)
     stop = asyncio.Event()
     ready = asyncio.Event()
-    app = App(config, voice)
+    app = App(config, voice, shared_speaker())
     task = asyncio.create_task(app.serve(stop, lambda _: ready.set()))
     await asyncio.wait_for(ready.wait(), 30)
     try:

@@ -123,3 +123,40 @@ def test_say_never_touches_the_network(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     assert main(["say", "Offline and fine.", "-o", str(tmp_path / "o.wav")]) == 0
+
+
+def test_say_with_a_reference_voice_moves_the_voice(tmp_path, capsys) -> None:
+    from engine.world import VoiceTransform, analyze, apply, synthesize, yin_median
+
+    plain = tmp_path / "plain.wav"
+    assert main(["say", "Long reference sentences make good clips.", "-o", str(plain)]) == 0
+    # A reference speaker: the bundled voice, 5 semitones up with shorter formants.
+    long_text = (
+        "The old library at the end of the street opens early in the morning. "
+        "Inside, the shelves reach all the way to the ceiling."
+    )
+    ref_src = tmp_path / "src.wav"
+    assert main(["say", long_text, "-o", str(ref_src), "--seed", "8"]) == 0
+    audio, rate = read(ref_src)
+    moved = synthesize(
+        apply(analyze(audio, rate), VoiceTransform(f0_shift_st=5, formant_scale=1.12))
+    )
+    ref = tmp_path / "ref.flac"
+    soundfile.write(str(ref), moved, rate, format="FLAC")
+    out = tmp_path / "cloned.wav"
+    text = "Welcome back to the stream, everyone."
+    assert main(["say", text, "-o", str(out), "--voice", str(ref), "--seed", "3"]) == 0
+    assert "similarity" in capsys.readouterr().err
+    base = tmp_path / "base.wav"
+    assert main(["say", text, "-o", str(base), "--seed", "3"]) == 0
+    cloned, plain_audio = read(out)[0], read(base)[0]
+    assert len(cloned) == len(plain_audio)
+    assert yin_median(cloned, rate) > 1.2 * yin_median(plain_audio, rate)
+
+
+def test_say_with_an_unusable_reference_reports_its_code(tmp_path, capsys) -> None:
+    bad = tmp_path / "ref.wav"
+    bad.write_bytes(b"RIFF....not really a wav")
+    assert main(["say", "Hi.", "-o", str(tmp_path / "o.wav"), "--voice", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt_audio" in err or "unsupported_format" in err

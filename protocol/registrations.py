@@ -1,0 +1,119 @@
+"""Bookkeeping of one connection's ``voice.register`` requests (SPEC.md §4.6).
+
+A registration is **uploading** from its chunk ``seq`` 0 until its ``final`` chunk, then
+**pending** until the server answers it (``voice.ready`` or an ``error``). Both count
+against ``limits.max_registrations``. Request ids are their own namespace: a request
+may share its id with an utterance.
+
+Like ``Utterances``, every method checks before it changes anything except where noted:
+a rejected chunk of an upload in progress **ends that upload** (the data it carried is
+lost, so the rest could never assemble into the client's file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .errors import InvalidMessage, InvalidState
+from .messages import Limits, VoiceRegister
+from .types import UtteranceId
+
+__all__ = ["Registrations"]
+
+
+@dataclass(slots=True)
+class _Upload:
+    first: VoiceRegister
+    """Chunk 0: carries ``name`` and ``scope``."""
+    parts: list[bytes] = field(default_factory=list)
+    size: int = 0
+    next_seq: int = 1
+
+
+class Registrations:
+    """The ``voice.register`` requests in flight on one connection.
+
+    Args:
+        limits: ``max_registrations`` and ``max_reference_bytes`` are enforced here.
+    """
+
+    __slots__ = ("_limits", "_pending", "_uploads")
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._uploads: dict[UtteranceId, _Upload] = {}
+        self._pending: set[UtteranceId] = set()
+
+    @property
+    def ids(self) -> frozenset[UtteranceId]:
+        """Requests uploading or waiting for their answer."""
+        return frozenset(self._uploads) | frozenset(self._pending)
+
+    @property
+    def uploading(self) -> frozenset[UtteranceId]:
+        """Requests whose final chunk has not arrived yet."""
+        return frozenset(self._uploads)
+
+    def receive(self, chunk: VoiceRegister) -> VoiceRegister | None:
+        """Account for one chunk; return the assembled request once it is complete.
+
+        Raises:
+            InvalidMessage: ``duplicate_id`` (chunk 0 of a request in flight),
+                ``too_many_inflight``, ``too_large`` (the upload passed
+                ``max_reference_bytes``), ``invalid_message`` (a later chunk of no upload
+                in progress, out of order, or carrying ``name``/``scope``).
+        """
+        upload = self._uploads.get(chunk.id)
+        if chunk.seq == 0:
+            if upload is not None or chunk.id in self._pending:
+                self._uploads.pop(chunk.id, None)
+                message = f"registration {chunk.id} is already in flight"
+                raise InvalidMessage(message, code="duplicate_id", id=chunk.id)
+            if len(self._uploads) + len(self._pending) >= self._limits.max_registrations:
+                message = f"{self._limits.max_registrations} registrations are already in flight"
+                raise InvalidMessage(message, code="too_many_inflight", id=chunk.id)
+            upload = _Upload(chunk)
+        else:
+            if upload is None:
+                message = f"chunk {chunk.seq} of registration {chunk.id}, which is not uploading"
+                raise InvalidMessage(message, id=chunk.id)
+            self._check_later(upload, chunk)
+        return self._add(upload, chunk)
+
+    def _check_later(self, upload: _Upload, chunk: VoiceRegister) -> None:
+        problem = None
+        if chunk.seq != upload.next_seq:
+            problem = f"expected chunk {upload.next_seq}, got {chunk.seq}"
+        elif chunk.name is not None or chunk.scope != "session":
+            problem = "name and scope are allowed only on chunk 0"
+        if problem is not None:
+            del self._uploads[chunk.id]
+            message = f"registration {chunk.id}: {problem}; the upload is abandoned"
+            raise InvalidMessage(message, id=chunk.id)
+
+    def _add(self, upload: _Upload, chunk: VoiceRegister) -> VoiceRegister | None:
+        size = upload.size + len(chunk.audio)
+        if size > self._limits.max_reference_bytes:
+            self._uploads.pop(chunk.id, None)
+            limit = self._limits.max_reference_bytes
+            message = f"the upload passed {limit} bytes, the limit; it is abandoned"
+            raise InvalidMessage(message, code="too_large", id=chunk.id)
+        upload.parts.append(chunk.audio)
+        upload.size = size
+        upload.next_seq = chunk.seq + 1
+        if not chunk.final:
+            self._uploads[chunk.id] = upload
+            return None
+        self._uploads.pop(chunk.id, None)
+        self._pending.add(chunk.id)
+        return replace(upload.first, audio=b"".join(upload.parts), seq=0, final=True)
+
+    def answer(self, id: UtteranceId) -> None:
+        """The server answered registration ``id``: its id and slot are free.
+
+        Raises:
+            InvalidState: ``id`` is not waiting for an answer.
+        """
+        if id not in self._pending:
+            raise InvalidState(f"registration {id} is not waiting for an answer")
+        self._pending.remove(id)
