@@ -31,8 +31,8 @@ from .world import (
 
 __all__ = ["Fit", "Probe", "fit_transform", "voice_statistics"]
 
-FORMANT_SCALES = (0.88, 0.94, 1.0, 1.06, 1.12, 1.18)
-TILTS_DB_PER_OCTAVE = (-2.0, 0.0, 2.0)
+FORMANT_SCALES = (0.88, 0.94, 1.0, 1.06, 1.12, 1.18, 1.24)
+TILTS_DB_PER_OCTAVE = (-2.0, 1.5, 5.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,3 +94,26 @@ def test_save_wav_writes_16_bit_pcm(synth, tmp_path) -> None:
     synth.save_wav(synth.tts("Saved.", seed=1), path)
     info = soundfile.info(str(path))
     assert (info.samplerate, info.subtype) == (RATE, "PCM_16")
+
+
+ESPEAK_VOICES = ["en-us", "en+f3", "en+m3", "en-gb+f2", "en-us+klatt"]
+
+
+def test_espeak_speakers_get_measurably_closer(synth, tmp_path) -> None:
+    """Real other speakers (espeak-ng's voices): similarity rises by >= 0.10 on average."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("espeak-ng")
+    assert exe is not None, "espeak-ng is not installed (.ci/run installs it)"
+    text = (
+        "The old library at the end of the street opens early in the morning. Inside, the "
+        "shelves reach all the way to the ceiling, and the air smells of paper and dust."
+    )
+    rises = []
+    for name in ESPEAK_VOICES:
+        path = tmp_path / f"{name}.wav"
+        subprocess.run([exe, "-v", name, "-s", "150", "-w", str(path), text], check=True)
+        fit = synth.register(path)
+        rises.append(fit.summary["similarity"] - fit.summary["similarity_before"])
+    assert np.mean(rises) >= 0.10, rises
