@@ -29,7 +29,7 @@ from .world import (
     yin_median,
 )
 
-__all__ = ["Fit", "Probe", "fit_transform", "voice_statistics"]
+__all__ = ["Fit", "Probe", "fit_transform", "long_term_spectrum", "voice_statistics"]
 
 FORMANT_SCALES = (0.88, 0.94, 1.0, 1.06, 1.12, 1.18, 1.24)
 TILTS_DB_PER_OCTAVE = (-2.0, 1.5, 5.0)
@@ -69,6 +69,33 @@ def voice_statistics(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
     return _statistics(audio, sample_rate, track_f0(audio, sample_rate))
 
 
+LTS_BANDS = 16
+"""Bands of the long-term spectrum, log-spaced from 80 Hz to 7.6 kHz."""
+
+
+def long_term_spectrum(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mean level (dB, relative to the loudest band) of the speech in ``LTS_BANDS`` bands.
+
+    A speaker's long-term spectrum carries vocal effort and timbre; frames
+    40 dB below the loudest are left out so pauses do not count.
+    """
+    x = np.asarray(audio, np.float64)
+    width = int(0.03 * sample_rate)
+    if len(x) < width:
+        return np.zeros(LTS_BANDS)
+    frames = x[: len(x) // width * width].reshape(-1, width) * np.hanning(width)  # [n, w]
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # [n, bins]
+    energy = power.sum(1)
+    power = power[energy > energy.max() * 1e-4]
+    freqs = np.fft.rfftfreq(width, 1 / sample_rate)
+    edges = np.geomspace(80.0, min(7600.0, sample_rate / 2 - 1), LTS_BANDS + 1)
+    bands = np.array(
+        [power[:, (freqs >= lo) & (freqs < hi)].mean() for lo, hi in zip(edges[:-1], edges[1:])]
+    )
+    db = 10 * np.log10(np.maximum(bands, 1e-20))
+    return db - db.max()
+
+
 def _statistics(audio: np.ndarray, sample_rate: int, f0: np.ndarray) -> dict[str, float]:
     """Range and voicing from the WORLD contour; the median from YIN.
 
@@ -78,6 +105,8 @@ def _statistics(audio: np.ndarray, sample_rate: int, f0: np.ndarray) -> dict[str
     stats = f0_statistics(f0)
     if stats["f0_median_hz"] > 0:
         stats["f0_median_hz"] = yin_median(audio, sample_rate)
+    lts = long_term_spectrum(audio, sample_rate)
+    stats |= {f"lts_db_{i:02d}": float(v) for i, v in enumerate(lts)}
     return stats
 
 

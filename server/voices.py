@@ -91,7 +91,9 @@ class Voices:
         self.encoder = encoder
         self.adapter: VoiceAdapter | None = None
         """Set by the app: registration then also fits the adaptation transform."""
-        self.limits = ReferenceLimits(max_bytes=max_reference_bytes)
+        # 2 minutes of audio is plenty to find the best 30 s, and bounds the worst
+        # legal clip (e.g. a tiny FLAC of 384 kHz noise) to seconds of decoding.
+        self.limits = ReferenceLimits(max_bytes=max_reference_bytes, max_decoded_seconds=120.0)
         self.reserved = frozenset(reserved)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="voxlive-voices")
         self.by_upload: OrderedDict[str, str] = OrderedDict()
