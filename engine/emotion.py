@@ -1,0 +1,201 @@
+"""Emotion vocabulary and prosody profiles (the table the emotion stage realizes).
+
+Directions follow the published emotional-prosody rules: Murray & Arnott (1993,
+"Toward the simulation of emotion in synthetic speech", JASA 93(2)) and
+Schröder (2001, "Emotional speech synthesis: a review", Eurospeech). Numbers
+are the values at intensity 1, chosen inside the ranges those reviews report;
+intensity scales every deviation from neutral linearly (0 = neutral).
+
+| emotion   | rate  | F0 level | F0 range | loudness | tilt (effort) | contour       |
+|-----------|-------|----------|----------|----------|---------------|---------------|
+| happy     | +10 % | +2 st    | ×1.35    | +2 dB    | +1.5 dB/oct   | —             |
+| excited   | +18 % | +4 st    | ×1.6     | +4 dB    | +3 dB/oct     | —             |
+| sad       | −18 % | −2 st    | ×0.6     | −4 dB    | −3 dB/oct     | falling end   |
+| angry     | +8 %  | +1 st    | ×1.3     | +5 dB    | +4 dB/oct     | falling end   |
+| calm      | −10 % | −1 st    | ×0.75    | −2 dB    | −1.5 dB/oct   | —             |
+| surprised | +5 %  | +4 st    | ×1.6     | +2 dB    | +1 dB/oct     | rising end    |
+| fearful   | +15 % | +3 st    | ×1.25    | −1 dB    | +1 dB/oct     | —             |
+
+Breathiness (aperiodicity) rises for sad and fearful, falls for angry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "DEFAULT_INTENSITY",
+    "EMOTIONS",
+    "EmotionProfile",
+    "Prosody",
+    "prosody",
+    "resolve",
+]
+
+DEFAULT_INTENSITY: Final = 0.7
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmotionProfile:
+    """Deviations from neutral at intensity 1."""
+
+    rate: float = 1.0
+    """Speaking-rate factor (> 1 faster)."""
+    f0_shift_st: float = 0.0
+    f0_range: float = 1.0
+    """Factor on log-F0 excursions."""
+    gain_db: float = 0.0
+    tilt_db_per_octave: float = 0.0
+    """Vocal effort: brighter (> 0) or darker spectrum."""
+    breathiness: float = 0.0
+    """Change of aperiodicity, −1…1 (> 0 breathier)."""
+    end_contour_st: float = 0.0
+    """F0 movement over a sentence's last phrase (> 0 rising, < 0 falling)."""
+
+
+EMOTIONS: Final[dict[str, EmotionProfile]] = {
+    "neutral": EmotionProfile(),
+    "happy": EmotionProfile(
+        rate=1.10, f0_shift_st=2.0, f0_range=1.35, gain_db=2.0, tilt_db_per_octave=1.5
+    ),
+    "excited": EmotionProfile(
+        rate=1.18, f0_shift_st=4.0, f0_range=1.6, gain_db=4.0, tilt_db_per_octave=3.0
+    ),
+    "sad": EmotionProfile(
+        rate=0.82,
+        f0_shift_st=-2.0,
+        f0_range=0.6,
+        gain_db=-4.0,
+        tilt_db_per_octave=-3.0,
+        breathiness=0.3,
+        end_contour_st=-2.0,
+    ),
+    "angry": EmotionProfile(
+        rate=1.08,
+        f0_shift_st=1.0,
+        f0_range=1.3,
+        gain_db=5.0,
+        tilt_db_per_octave=4.0,
+        breathiness=-0.2,
+        end_contour_st=-1.5,
+    ),
+    "calm": EmotionProfile(
+        rate=0.90, f0_shift_st=-1.0, f0_range=0.75, gain_db=-2.0, tilt_db_per_octave=-1.5
+    ),
+    "surprised": EmotionProfile(
+        rate=1.05,
+        f0_shift_st=4.0,
+        f0_range=1.6,
+        gain_db=2.0,
+        tilt_db_per_octave=1.0,
+        end_contour_st=4.0,
+    ),
+    "fearful": EmotionProfile(
+        rate=1.15,
+        f0_shift_st=3.0,
+        f0_range=1.25,
+        gain_db=-1.0,
+        tilt_db_per_octave=1.0,
+        breathiness=0.25,
+    ),
+}
+
+_SYNONYMS: Final[dict[str, str]] = {
+    # English
+    "joyful": "happy", "glad": "happy", "cheerful": "happy",
+    "thrilled": "excited", "hyped": "excited", "enthusiastic": "excited",
+    "unhappy": "sad", "sorrowful": "sad", "upset": "sad",
+    "mad": "angry", "furious": "angry", "annoyed": "angry",
+    "relaxed": "calm", "peaceful": "calm", "serene": "calm",
+    "surprise": "surprised", "amazed": "surprised", "astonished": "surprised",
+    "afraid": "fearful", "scared": "fearful", "fear": "fearful", "anxious": "fearful",
+    # Chinese
+    "中性": "neutral", "平常": "neutral",
+    "开心": "happy", "高兴": "happy", "快乐": "happy", "愉快": "happy",
+    "激动": "excited", "兴奋": "excited",
+    "难过": "sad", "伤心": "sad", "悲伤": "sad",
+    "生气": "angry", "愤怒": "angry", "恼火": "angry",
+    "平静": "calm", "冷静": "calm",
+    "惊讶": "surprised", "吃惊": "surprised", "惊奇": "surprised",
+    "害怕": "fearful", "恐惧": "fearful", "紧张": "fearful",
+}  # fmt: skip
+
+
+def resolve(name: str) -> str:
+    """The canonical emotion for a tag or synonym (case-insensitive for Latin script).
+
+    Raises:
+        ValueError: an unknown tag; the message lists the supported emotions.
+    """
+    key = name.strip().lower()
+    if key in EMOTIONS:
+        return key
+    if key in _SYNONYMS:
+        return _SYNONYMS[key]
+    supported = ", ".join(EMOTIONS)
+    raise ValueError(f"unknown emotion {name!r}; supported: {supported} (and synonyms)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prosody:
+    """What one utterance asks of the engine and the WORLD stage."""
+
+    length_scale: float
+    f0_shift_st: float
+    f0_range: float
+    gain_db: float
+    tilt_db_per_octave: float
+    breathiness: float
+    end_contour_st: float
+
+    @property
+    def is_neutral(self) -> bool:
+        """Nothing for the WORLD stage to do (the engine output is used as is)."""
+        return (
+            self.f0_shift_st == 0.0
+            and self.f0_range == 1.0
+            and self.gain_db == 0.0
+            and self.tilt_db_per_octave == 0.0
+            and self.breathiness == 0.0
+            and self.end_contour_st == 0.0
+        )
+
+
+def prosody(
+    emotion: str = "neutral",
+    intensity: float = DEFAULT_INTENSITY,
+    speed: float = 1.0,
+    pitch_st: float = 0.0,
+    volume_db: float = 0.0,
+) -> Prosody:
+    """Compose an emotion at an intensity with explicit speed, pitch and volume.
+
+    Deviations scale linearly with ``intensity`` (factors geometrically), then
+    the explicit controls add on top. Neutral at any intensity with no
+    pitch/volume change needs no WORLD pass.
+
+    Raises:
+        ValueError: unknown emotion, or a control out of range.
+    """
+    if not 0.0 <= intensity <= 1.0:
+        raise ValueError(f"intensity must be in [0, 1], got {intensity}")
+    if not 0.25 <= speed <= 4.0:
+        raise ValueError(f"speed must be in [0.25, 4], got {speed}")
+    if not -12.0 <= pitch_st <= 12.0:
+        raise ValueError(f"pitch must be in [-12, 12] semitones, got {pitch_st}")
+    if not -30.0 <= volume_db <= 12.0:
+        raise ValueError(f"volume must be in [-30, 12] dB, got {volume_db}")
+    p = EMOTIONS[resolve(emotion)]
+    k = intensity
+    rate = math.exp(k * math.log(p.rate)) * speed
+    return Prosody(
+        length_scale=1.0 / rate,
+        f0_shift_st=k * p.f0_shift_st + pitch_st,
+        f0_range=math.exp(k * math.log(p.f0_range)),
+        gain_db=k * p.gain_db + volume_db,
+        tilt_db_per_octave=k * p.tilt_db_per_octave,
+        breathiness=k * p.breathiness,
+        end_contour_st=k * p.end_contour_st,
+    )
