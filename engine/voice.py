@@ -141,10 +141,6 @@ class Batch:
     frames: list[int]  # latent frames per item
     id_counts: list[int]  # phoneme ids per item (durations past this are padding)
 
-    @property
-    def size(self) -> int:
-        return len(self.frames)
-
 
 @dataclass(slots=True, eq=False)
 class ItemStream:

@@ -207,13 +207,16 @@ def analyze(x: np.ndarray, sample_rate: int, f0: np.ndarray | None = None) -> An
     return Analysis(f0, sp, ap, sample_rate)
 
 
-def apply(a: Analysis, tr: VoiceTransform) -> Analysis:
-    """Move pitch, formants and tilt; returns a new analysis."""
+def apply(a: Analysis, tr: VoiceTransform, center_hz: float | None = None) -> Analysis:
+    """Move pitch, formants and tilt; returns a new analysis.
+
+    Pitch-range scaling is centred on ``center_hz``, or on the signal's own median
+    F0 when None (a whole utterance; pieces of a stream need a common centre).
+    """
     if tr.is_identity():
         return a
-    return Analysis(
-        _shift_f0(a.f0, tr), _reshape_envelope(a.sp, a.sample_rate, tr), a.ap, a.sample_rate
-    )
+    f0 = _shift_f0(a.f0, tr, center_hz)
+    return Analysis(f0, _reshape_envelope(a.sp, a.sample_rate, tr), a.ap, a.sample_rate)
 
 
 def synthesize(a: Analysis) -> np.ndarray:
@@ -232,12 +235,12 @@ def synthesize(a: Analysis) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def _shift_f0(f0: np.ndarray, tr: VoiceTransform) -> np.ndarray:
+def _shift_f0(f0: np.ndarray, tr: VoiceTransform, center_hz: float | None) -> np.ndarray:
     voiced = f0 > 0
     if not voiced.any():
         return f0
     log_f0 = np.log(f0[voiced])
-    center = float(np.median(log_f0))
+    center = float(np.median(log_f0)) if center_hz is None else float(np.log(center_hz))
     moved = center + tr.f0_range * (log_f0 - center) + tr.f0_shift_st * np.log(2) / 12
     out = np.zeros_like(f0)
     out[voiced] = np.exp(moved)
@@ -325,18 +328,7 @@ class StreamAdapter:
         return out.astype(np.float32)
 
     def _transform(self, x: np.ndarray) -> np.ndarray:
-        f0 = track_f0(x, self.sample_rate)
-        a = analyze(x, self.sample_rate, f0)
-        tr = self.transform
-        voiced = a.f0 > 0
-        moved = np.zeros_like(a.f0)
-        center = np.log(self.center_hz)
-        shift = tr.f0_shift_st * np.log(2) / 12
-        moved[voiced] = np.exp(center + tr.f0_range * (np.log(a.f0[voiced]) - center) + shift)
-        flat = VoiceTransform(
-            formant_scale=tr.formant_scale, tilt_db_per_octave=tr.tilt_db_per_octave
-        )
-        b = apply(Analysis(moved, a.sp, a.ap, a.sample_rate), flat)
+        b = apply(analyze(x, self.sample_rate), self.transform, self.center_hz)
         y = synthesize(b)
         if len(y) < len(x):
             y = np.pad(y, (0, len(x) - len(y)))
