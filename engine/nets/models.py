@@ -332,10 +332,13 @@ class Vits(nn.Module):
         """
         x, m_p, logs_p, mask = self.enc_p(ids, lengths)
         logw = self.dp(x, mask, dp_noise)  # [b, 1, t_x]
-        w = torch.exp(logw) * mask * length_scale.view(-1, 1, 1)
+        base = torch.ceil(torch.exp(logw) * mask)[:, 0]  # [b, t_x] Piper's frames at scale 1
+        scale = length_scale.view(-1, 1).to(base.dtype).expand_as(base)
         if phoneme_scale is not None:
-            w = w * phoneme_scale.unsqueeze(1)
-        return m_p, logs_p, torch.ceil(w)[:, 0].long()  # [b, t_x]
+            scale = scale * phoneme_scale
+        if bool((scale == 1).all()):
+            return m_p, logs_p, base.long()
+        return m_p, logs_p, scale_durations(base, scale)
 
     def prior(
         self,
@@ -370,3 +373,23 @@ class Vits(nn.Module):
     ) -> torch.Tensor:
         """Latent frames ``[b, c, t]`` → audio (see :meth:`Generator.forward`)."""
         return self.dec(z, lengths, keep)
+
+
+def scale_durations(base: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Whole-frame durations ``base`` (``[b, t_x]``) times ``scale``, rounded without drift.
+
+    Rounding each phoneme on its own (Piper's ``ceil(w * length_scale)``) swallows
+    small changes: most phonemes last 1-3 frames, so ×0.9 rarely moves one (measured:
+    speed 1.2 shortened speech by 6 %). Here every utterance gets the scaled total
+    (rounded), a phoneme that had frames keeps at least one, and the frames beyond
+    those minimums are spread over the phonemes by rounding their running total.
+    """
+    target = base * scale
+    floor = (base > 0).to(base.dtype)  # the one frame a spoken id keeps
+    total = torch.round(target.sum(1, keepdim=True))  # [b, 1]
+    extra = (target - floor).clamp_min(0)
+    room = (total - floor.sum(1, keepdim=True)).clamp_min(0)
+    weight = extra * (room / extra.sum(1, keepdim=True).clamp_min(1e-9))
+    edges = torch.round(torch.cumsum(weight, dim=1))
+    spread = torch.diff(edges, dim=1, prepend=torch.zeros_like(edges[:, :1]))
+    return (floor + spread).long()
