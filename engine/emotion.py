@@ -6,17 +6,23 @@ Schröder (2001, "Emotional speech synthesis: a review", Eurospeech). Numbers
 are the values at intensity 1, chosen inside the ranges those reviews report;
 intensity scales every deviation from neutral linearly (0 = neutral).
 
-| emotion   | rate  | F0 level | F0 range | loudness | tilt (effort) | contour       |
-|-----------|-------|----------|----------|----------|---------------|---------------|
-| happy     | +10 % | +2 st    | ×1.35    | +2 dB    | +1.5 dB/oct   | —             |
-| excited   | +18 % | +4 st    | ×1.6     | +4 dB    | +3 dB/oct     | —             |
-| sad       | −18 % | −2 st    | ×0.6     | −4 dB    | −3 dB/oct     | falling end   |
-| angry     | +8 %  | +1 st    | ×1.3     | +5 dB    | +4 dB/oct     | falling end   |
-| calm      | −10 % | −1 st    | ×0.75    | −2 dB    | −1.5 dB/oct   | —             |
-| surprised | +5 %  | +4 st    | ×1.6     | +2 dB    | +1 dB/oct     | rising end    |
-| fearful   | +15 % | +3 st    | ×1.25    | −1 dB    | +1 dB/oct     | —             |
+| emotion   | rate  | pauses | F0 level | F0 range | loudness | tilt (effort) | contour     |
+|-----------|-------|--------|----------|----------|----------|---------------|-------------|
+| happy     | +10 % | ×0.85  | +2 st    | ×1.35    | +2 dB    | +1.5 dB/oct   | —           |
+| excited   | +18 % | ×0.7   | +4 st    | ×1.6     | +4 dB    | +3 dB/oct     | —           |
+| sad       | −18 % | ×1.5   | −2 st    | ×0.6     | −4 dB    | −3 dB/oct     | falling end |
+| angry     | +8 %  | ×0.8   | +2.5 st  | ×1.3     | +5 dB    | +4 dB/oct     | falling end |
+| calm      | −10 % | ×1.3   | −1 st    | ×0.75    | −2 dB    | −1.5 dB/oct   | —           |
+| surprised | +5 %  | ×1.0   | +4 st    | ×1.6     | +2 dB    | +1 dB/oct     | rising end  |
+| fearful   | +15 % | ×0.8   | +3 st    | ×1.45    | −1 dB    | +1 dB/oct     | —           |
 
 Breathiness (aperiodicity) rises for sad and fearful, falls for angry.
+
+How they are realized: rate → the engine's length scale; pauses → per-phoneme
+duration scales on punctuation; the rest → the WORLD stage (``engine/world.py``),
+in the same pass as voice adaptation. The duration noise is left alone: scaling
+it (for Murray & Arnott's "irregular" rhythm of fear and anger) was measured to
+lengthen speech on average, undoing most of those emotions' faster rate.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Final
 __all__ = [
     "DEFAULT_INTENSITY",
     "EMOTIONS",
+    "SYNONYMS",
     "EmotionProfile",
     "Prosody",
     "prosody",
@@ -53,15 +60,27 @@ class EmotionProfile:
     """Change of aperiodicity, −1…1 (> 0 breathier)."""
     end_contour_st: float = 0.0
     """F0 movement over a sentence's last phrase (> 0 rising, < 0 falling)."""
+    pause: float = 1.0
+    """Factor on pause lengths (punctuation)."""
 
 
 EMOTIONS: Final[dict[str, EmotionProfile]] = {
     "neutral": EmotionProfile(),
     "happy": EmotionProfile(
-        rate=1.10, f0_shift_st=2.0, f0_range=1.35, gain_db=2.0, tilt_db_per_octave=1.5
+        rate=1.10,
+        f0_shift_st=2.0,
+        f0_range=1.35,
+        gain_db=2.0,
+        tilt_db_per_octave=1.5,
+        pause=0.85,
     ),
     "excited": EmotionProfile(
-        rate=1.18, f0_shift_st=4.0, f0_range=1.6, gain_db=4.0, tilt_db_per_octave=3.0
+        rate=1.18,
+        f0_shift_st=4.0,
+        f0_range=1.6,
+        gain_db=4.0,
+        tilt_db_per_octave=3.0,
+        pause=0.7,
     ),
     "sad": EmotionProfile(
         rate=0.82,
@@ -71,18 +90,25 @@ EMOTIONS: Final[dict[str, EmotionProfile]] = {
         tilt_db_per_octave=-3.0,
         breathiness=0.3,
         end_contour_st=-2.0,
+        pause=1.5,
     ),
     "angry": EmotionProfile(
         rate=1.08,
-        f0_shift_st=1.0,
+        f0_shift_st=2.5,
         f0_range=1.3,
         gain_db=5.0,
         tilt_db_per_octave=4.0,
         breathiness=-0.2,
         end_contour_st=-1.5,
+        pause=0.8,
     ),
     "calm": EmotionProfile(
-        rate=0.90, f0_shift_st=-1.0, f0_range=0.75, gain_db=-2.0, tilt_db_per_octave=-1.5
+        rate=0.90,
+        f0_shift_st=-1.0,
+        f0_range=0.75,
+        gain_db=-2.0,
+        tilt_db_per_octave=-1.5,
+        pause=1.3,
     ),
     "surprised": EmotionProfile(
         rate=1.05,
@@ -95,14 +121,15 @@ EMOTIONS: Final[dict[str, EmotionProfile]] = {
     "fearful": EmotionProfile(
         rate=1.15,
         f0_shift_st=3.0,
-        f0_range=1.25,
+        f0_range=1.45,
         gain_db=-1.0,
         tilt_db_per_octave=1.0,
         breathiness=0.25,
+        pause=0.8,
     ),
 }
 
-_SYNONYMS: Final[dict[str, str]] = {
+SYNONYMS: Final[dict[str, str]] = {
     # English
     "joyful": "happy", "glad": "happy", "cheerful": "happy",
     "thrilled": "excited", "hyped": "excited", "enthusiastic": "excited",
@@ -121,6 +148,7 @@ _SYNONYMS: Final[dict[str, str]] = {
     "惊讶": "surprised", "吃惊": "surprised", "惊奇": "surprised",
     "害怕": "fearful", "恐惧": "fearful", "紧张": "fearful",
 }  # fmt: skip
+"""Other tags (lowercase) and the emotion each stands for."""
 
 
 def resolve(name: str) -> str:
@@ -132,8 +160,8 @@ def resolve(name: str) -> str:
     key = name.strip().lower()
     if key in EMOTIONS:
         return key
-    if key in _SYNONYMS:
-        return _SYNONYMS[key]
+    if key in SYNONYMS:
+        return SYNONYMS[key]
     supported = ", ".join(EMOTIONS)
     raise ValueError(f"unknown emotion {name!r}; supported: {supported} (and synonyms)")
 
@@ -143,6 +171,8 @@ class Prosody:
     """What one utterance asks of the engine and the WORLD stage."""
 
     length_scale: float
+    pause_scale: float
+    """Extra factor on pause (punctuation) durations."""
     f0_shift_st: float
     f0_range: float
     gain_db: float
@@ -192,6 +222,7 @@ def prosody(
     rate = math.exp(k * math.log(p.rate)) * speed
     return Prosody(
         length_scale=1.0 / rate,
+        pause_scale=math.exp(k * math.log(p.pause)),
         f0_shift_st=k * p.f0_shift_st + pitch_st,
         f0_range=math.exp(k * math.log(p.f0_range)),
         gain_db=k * p.gain_db + volume_db,

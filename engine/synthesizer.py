@@ -1,14 +1,17 @@
 """An in-process API shaped like the one users of the seed deployment know.
 
     synth = Synthesizer(device="cpu")
-    wav = synth.tts("Hello!", reference_audio="ref.wav", speed=1.1, pitch_scale=1.05)
+    wav = synth.tts("Hello!", emotion="happy", reference_audio="ref.wav", speed=1.1)
     synth.save_wav(wav, "out.wav")
 
 Reference clips are decoded and vetted (``engine/reference.py``), embedded
 with our GE2E port (``engine/speaker.py``), and a voice transform is fitted to
 them (``engine/adapt.py``); fits are cached by the clip's content hash, so a
-clip used again costs nothing. Without a reference the bundled voice speaks
-unchanged (the adaptation stage is skipped entirely).
+clip used again costs nothing. Emotions (``engine/emotion.py``, synonyms in
+English and Chinese) and explicit pitch/volume are realized by
+``engine.expression.render``: rate and pauses in the engine, the rest in one
+WORLD pass together with the voice adaptation. Neutral speech in the bundled
+voice skips that stage entirely: its samples are the engine's, bit for bit.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from typing import Any
 import numpy as np
 
 from .adapt import Fit, Probe, fit_transform, voice_statistics
+from .emotion import DEFAULT_INTENSITY
+from .expression import Expression, render
 from .reference import decode_reference
 from .voice import SynthesisParams, Voice
-from .world import StreamAdapter, VoiceTransform
+from .world import StreamAdapter, VoiceTransform, yin_median
 
-__all__ = ["PROBE_SENTENCE", "Synthesizer", "VoiceFit"]
+__all__ = ["PROBE_SENTENCE", "Synthesizer", "VoiceFit", "check_rate"]
 
 PROBE_SENTENCE = "Please call Stella and ask her to bring these things with her from the store."
 """What the bundled voice says when a transform is fitted (a phonetically rich classic)."""
@@ -57,6 +62,8 @@ class Synthesizer:
         self.sample_rate = self.voice.sample_rate
         self._encoder: Any = None
         self._probe: Probe | None = None
+        self._probe_samples: np.ndarray | None = None
+        self._center_hz: float | None = None
         self._fits: dict[str, VoiceFit] = {}
 
     # -- public API ------------------------------------------------------------------
@@ -69,15 +76,40 @@ class Synthesizer:
         speed: float = 1.0,
         pitch_scale: float = 1.0,
         seed: int | None = None,
+        *,
+        intensity: float = DEFAULT_INTENSITY,
+        pitch: float = 0.0,
+        volume: float = 0.0,
     ) -> np.ndarray:
         """One text to a float32 waveform at :attr:`sample_rate`.
 
+        Args:
+            emotion: an emotion or synonym (``"happy"``, ``"furious"``, ``"伤心"``, …);
+                None is neutral.
+            reference_audio: a clip of the voice to speak like (None: the bundled voice).
+            speed: speaking-rate factor on top of the emotion's (0.25–4).
+            pitch_scale: pitch factor (0.5–2); adds ``12·log2(pitch_scale)`` semitones.
+            seed: noise seed, for reproducible output (None: fresh noise).
+            intensity: how strongly the emotion shows, 0 (neutral) to 1.
+            pitch: pitch change in semitones (−12…12), on top of the emotion's.
+            volume: level change in dB (−30…12), on top of the emotion's.
+
         Raises:
             ValueError: bad text (``engine.frontend.TextError``), a bad reference
-                (``engine.reference.ReferenceAudioError``), an emotion (not available
-                yet), or controls out of range.
+                (``engine.reference.ReferenceAudioError``), an unknown emotion (the
+                message lists the supported ones), or controls out of range.
         """
-        return self.tts_batch([text], [emotion], [reference_audio], speed, pitch_scale, seed)[0]
+        return self.tts_batch(
+            [text],
+            [emotion],
+            [reference_audio],
+            speed,
+            pitch_scale,
+            seed,
+            intensity=intensity,
+            pitch=pitch,
+            volume=volume,
+        )[0]
 
     def tts_batch(
         self,
@@ -87,8 +119,15 @@ class Synthesizer:
         speed: float = 1.0,
         pitch_scale: float = 1.0,
         seed: int | None = None,
+        *,
+        intensity: float | Sequence[float] = DEFAULT_INTENSITY,
+        pitch: float = 0.0,
+        volume: float = 0.0,
     ) -> list[np.ndarray]:
-        """Several texts, synthesized as one batch; each may have its own reference.
+        """Several texts, synthesized as one batch; each may have its own emotion,
+        intensity and reference (controls as :meth:`tts`).
+
+        Every control is checked before any reference is fitted or audio made.
 
         Raises:
             ValueError: as :meth:`tts`, for the first bad item.
@@ -96,20 +135,86 @@ class Synthesizer:
         n = len(texts)
         emotions = list(emotions) if emotions is not None else [None] * n
         refs = list(reference_audios) if reference_audios is not None else [None] * n
-        if len(emotions) != n or len(refs) != n:
-            raise ValueError("texts, emotions and reference_audios must have the same length")
-        for emotion in emotions:
-            if emotion not in (None, "neutral"):
-                raise ValueError(f"emotion {emotion!r} is not available yet; only neutral")
+        if np.ndim(intensity) == 0:
+            intensities = [float(intensity)] * n  # type: ignore[arg-type]
+        else:
+            intensities = [float(k) for k in intensity]  # type: ignore[union-attr]
+        if not len(emotions) == len(refs) == len(intensities) == n:
+            raise ValueError(
+                "texts, emotions, reference_audios and intensities must have the same length"
+            )
         if not 0.25 <= speed <= 4.0:
             raise ValueError(f"speed must be in [0.25, 4], got {speed}")
         if not 0.5 <= pitch_scale <= 2.0:
             raise ValueError(f"pitch_scale must be in [0.5, 2], got {pitch_scale}")
+        pitch_st = pitch + 12 * math.log2(pitch_scale) if pitch_scale != 1.0 else pitch
         params = SynthesisParams(length_scale=1.0 / speed, seed=seed)
-        transforms = [self._transform(r, pitch_scale) for r in refs]
-        groups = [self.voice.requests(t, params)[0] for t in texts]
-        audio = self.voice.synthesize_groups(groups)
-        return [self._adapt(a, tr) for a, tr in zip(audio, transforms)]
+        # Validate every item's controls (cheap) before fitting references (costly).
+        for i, (emotion, k) in enumerate(zip(emotions, intensities)):
+            expr = Expression.create(
+                emotion=emotion, intensity=k, pitch_st=pitch_st, volume_db=volume
+            )
+            check_rate(expr, params, f"item {i}: " if n > 1 else "")
+        results = [self.voice.frontend.process(t) for t in texts]
+        voices = [None if r is None else self.register(r).transform for r in refs]
+        expressions = [
+            self.expression(emotion=e, intensity=k, pitch_st=pitch_st, volume_db=volume, voice=v)
+            for e, k, v in zip(emotions, intensities, voices)
+        ]
+        return render(self.voice, results, expressions, [params] * n)
+
+    def expression(
+        self,
+        *,
+        emotion: str | None = None,
+        intensity: float = DEFAULT_INTENSITY,
+        pitch_st: float = 0.0,
+        volume_db: float = 0.0,
+        voice: VoiceTransform | None = None,
+    ) -> Expression:
+        """One utterance's :class:`~engine.expression.Expression` for this voice.
+
+        The pitch centre (the bundled voice's median F0) is measured once, and
+        only when the expression needs a WORLD analysis: neutral speech in the
+        bundled voice (or a mere volume change) never pays for it. Speed is not
+        here: it is the engine's ``length_scale`` (:class:`~engine.voice.SynthesisParams`).
+
+        Args:
+            voice: a registered voice's fitted transform (``register(ref).transform``).
+
+        Raises:
+            ValueError: unknown emotion (the message lists the supported ones), or a
+                control out of range.
+        """
+        expr = Expression.create(
+            emotion=emotion,
+            intensity=intensity,
+            pitch_st=pitch_st,
+            volume_db=volume_db,
+            voice=voice,
+        )
+        if expr.transform is None or not expr.transform.needs_world():
+            return expr  # no stage, or a level change only: no pitch to centre
+        return replace(expr, center_hz=self.pitch_center_hz())
+
+    def pitch_center_hz(self) -> float:
+        """The bundled voice's median F0 (Hz) on :data:`PROBE_SENTENCE` (cached).
+
+        The same figure as the fitting probe's ``f0_median_hz``, at the cost of one
+        deterministic sentence (~0.5 s on CPU) instead of a full WORLD analysis.
+
+        Raises:
+            ValueError: the probe sentence has no voiced speech.
+        """
+        if self._center_hz is None:
+            if self._probe is not None:
+                self._center_hz = self._probe.stats["f0_median_hz"]
+            else:
+                center = yin_median(self._probe_audio(), self.sample_rate)
+                if center <= 0:
+                    raise ValueError("the probe sentence has no voiced speech")
+                self._center_hz = center
+        return self._center_hz
 
     def register(self, reference_audio: ReferenceAudio) -> VoiceFit:
         """Decode, embed and fit a reference (cached by content).
@@ -153,24 +258,38 @@ class Synthesizer:
             from .speaker import SpeakerEncoder
 
             self._encoder = SpeakerEncoder.load(device=self.voice.device)
-            (probe,) = self.voice.synthesize_texts(
-                [PROBE_SENTENCE], SynthesisParams.deterministic()
-            )
-            self._probe = Probe.from_audio(probe, self.sample_rate)
+            self._probe = Probe.from_audio(self._probe_audio(), self.sample_rate)
         return self._encoder, self._probe
 
-    def _transform(self, ref: ReferenceAudio | None, pitch_scale: float) -> VoiceTransform | None:
-        base = VoiceTransform() if ref is None else self.register(ref).transform
-        if pitch_scale != 1.0:
-            base = replace(base, f0_shift_st=base.f0_shift_st + 12 * math.log2(pitch_scale))
-        return None if base.is_identity() else base
+    def _probe_audio(self) -> np.ndarray:
+        """The bundled voice saying :data:`PROBE_SENTENCE`, without noise (cached)."""
+        if self._probe_samples is None:
+            (self._probe_samples,) = self.voice.synthesize_texts(
+                [PROBE_SENTENCE], SynthesisParams.deterministic()
+            )
+        return self._probe_samples
 
     def _adapt(self, audio: np.ndarray, transform: VoiceTransform | None) -> np.ndarray:
         if transform is None:
             return audio  # the bundled voice: no WORLD pass at all
-        _, probe = self._tools()
-        adapter = StreamAdapter(transform, self.sample_rate, probe.stats["f0_median_hz"])
+        adapter = StreamAdapter(transform, self.sample_rate, self.pitch_center_hz())
         return np.concatenate([adapter.process(audio), adapter.flush()])
+
+
+def check_rate(expression: Expression, params: SynthesisParams, where: str = "") -> None:
+    """Refuse a speed that, with the emotion's own rate, leaves the engine's range.
+
+    Raises:
+        ValueError: the combined length scale is outside [0.25, 4] (names both causes).
+    """
+    try:
+        expression.params(params)
+    except ValueError as exc:
+        rate = 1.0 / params.length_scale
+        raise ValueError(
+            f"{where}speed {rate:g} with emotion {expression.emotion!r} at intensity "
+            f"{expression.intensity:g} is too far from normal ({exc})"
+        ) from None
 
 
 def _reference_bytes(ref: ReferenceAudio) -> bytes:

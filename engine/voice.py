@@ -443,12 +443,23 @@ class Voice:
     # -- conveniences ------------------------------------------------------------------
 
     def synthesize_requests(
-        self, requests: Sequence[SynthesisRequest], schedule: ChunkSchedule | None = None
+        self,
+        requests: Sequence[SynthesisRequest],
+        schedule: ChunkSchedule | None = None,
+        durations: list[list[int]] | None = None,
     ) -> list[np.ndarray]:
-        """Whole audio of each request, synthesized as one batch."""
+        """Whole audio of each request, synthesized as one batch.
+
+        ``durations``, if given, receives each request's samples per phoneme id.
+        """
         parts: list[list[np.ndarray]] = [[] for _ in requests]
+        timings: list[list[int]] = [[] for _ in requests]
         for chunk in self.stream(requests, schedule):
             parts[chunk.item].append(chunk.samples)
+            if chunk.phoneme_samples is not None:
+                timings[chunk.item] = chunk.phoneme_samples
+        if durations is not None:
+            durations.extend(timings)
         return [np.concatenate(p) for p in parts]
 
     def synthesize(
@@ -495,23 +506,36 @@ class Voice:
         return self.synthesize_groups(groups, max_batch)
 
     def synthesize_groups(
-        self, groups: Sequence[Sequence[SynthesisRequest]], max_batch: int = 8
+        self,
+        groups: Sequence[Sequence[SynthesisRequest]],
+        max_batch: int = 8,
+        durations: list[list[list[int]]] | None = None,
     ) -> list[np.ndarray]:
         """Whole audio of each group of sentences (one text each), batched longest-first.
 
         Sorting by length keeps each batch's items alike, so padding stays small.
+        ``durations``, if given, receives per group the per-id samples of each sentence.
         """
         if max_batch < 1:
             raise ValueError(f"max_batch must be ≥ 1, got {max_batch}")
         flat = [(g, r) for g, reqs in enumerate(groups) for r in reqs]
         order = sorted(range(len(flat)), key=lambda j: -len(flat[j][1].ids))
         audio: dict[int, np.ndarray] = {}
+        timing: dict[int, list[int]] = {}
         for b in range(0, len(order), max_batch):
             part = order[b : b + max_batch]
-            audio.update(zip(part, self.synthesize_requests([flat[j][1] for j in part])))
+            found: list[list[int]] = []
+            audio.update(
+                zip(part, self.synthesize_requests([flat[j][1] for j in part], None, found))
+            )
+            timing.update(zip(part, found))
         out: list[list[np.ndarray]] = [[] for _ in groups]
+        times: list[list[list[int]]] = [[] for _ in groups]
         for j, (g, _) in enumerate(flat):
             out[g].append(audio[j])
+            times[g].append(timing[j])
+        if durations is not None:
+            durations.extend(times)
         return [np.concatenate(p) if p else np.zeros(0, np.float32) for p in out]
 
 

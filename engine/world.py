@@ -2,9 +2,10 @@
 
 WORLD (Morise et al. 2016) splits speech into an F0 contour, a smooth spectral
 envelope and aperiodicity. Reshaping those and resynthesizing moves a voice's
-pitch level and range, its formants (vocal-tract length) and its spectral tilt
-while keeping the words: the levers voice adaptation (and, later, emotional
-prosody) need. We use the ``pyworld`` binding.
+pitch level, range and contour, its formants (vocal-tract length), its spectral
+tilt and its breathiness while keeping the words: the levers voice adaptation
+and emotional prosody need, applied together in one pass. We use the
+``pyworld`` binding.
 
 F0 tracking is the trap here: with a wide search range WORLD's trackers read
 the bundled voice 5-9 semitones too high (pYIN: ~98 Hz median; harvest 50-300 Hz:
@@ -33,6 +34,7 @@ __all__ = [
     "apply",
     "f0_statistics",
     "pyworld",
+    "soft_limit",
     "synthesize",
     "track_f0",
     "yin_median",
@@ -96,11 +98,38 @@ class VoiceTransform:
     """Spectral-envelope frequency scale: > 1 raises formants (a shorter vocal tract)."""
     tilt_db_per_octave: float = 0.0
     """Spectral tilt added above 500 Hz: < 0 darker, > 0 brighter."""
+    gain_db: float = 0.0
+    """Level change (soft-limited below full scale)."""
+    breathiness: float = 0.0
+    """Aperiodicity change in −0.9…0.9: > 0 breathier (``ap ** (1 − b)``), < 0 clearer."""
+    end_contour_st: float = 0.0
+    """Pitch movement over each phrase's end (see :meth:`StreamAdapter.phrase`)."""
 
     def is_identity(self) -> bool:
         return self == VoiceTransform()
 
+    def needs_world(self) -> bool:
+        """Whether WORLD analysis is needed (a pure gain change is not)."""
+        return replace(self, gain_db=0.0) != VoiceTransform()
+
+    def then(self, other: VoiceTransform) -> VoiceTransform:
+        """This transform followed by ``other`` (same pitch centre), as one transform.
+
+        Pitch shifts, tilts, gains, breathiness and contours add; ranges and
+        formant scales multiply.
+        """
+        return VoiceTransform(
+            f0_shift_st=self.f0_shift_st + other.f0_shift_st,
+            f0_range=self.f0_range * other.f0_range,
+            formant_scale=self.formant_scale * other.formant_scale,
+            tilt_db_per_octave=self.tilt_db_per_octave + other.tilt_db_per_octave,
+            gain_db=self.gain_db + other.gain_db,
+            breathiness=max(-0.9, min(0.9, self.breathiness + other.breathiness)),
+            end_contour_st=self.end_contour_st + other.end_contour_st,
+        )
+
     def to_dict(self) -> dict[str, float]:
+        """The fields a voice profile stores (the speaker's, not an utterance's)."""
         return {
             "f0_shift_st": self.f0_shift_st,
             "f0_range": self.f0_range,
@@ -111,7 +140,7 @@ class VoiceTransform:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VoiceTransform:
         """Raises: ValueError on unknown keys."""
-        unknown = set(d) - set(cls().to_dict())
+        unknown = set(d) - {f for f in cls.__dataclass_fields__}
         if unknown:
             raise ValueError(f"unknown transform keys: {sorted(unknown)}")
         return replace(cls(), **{k: float(v) for k, v in d.items()})
@@ -123,11 +152,13 @@ def yin_track(
     hop_s: float = FRAME_PERIOD_MS / 1000,
     fmin: float = 50.0,
     fmax: float = 500.0,
+    voicing: float = 0.3,
 ) -> np.ndarray:
     """Per-frame F0 (Hz, 0 unvoiced) by YIN (de Cheveigné & Kawahara 2002).
 
     Frame ``i`` is centred at ``i * hop_s``, as WORLD's frames are. YIN's
-    cumulative-mean-normalized difference rarely errs by an octave.
+    cumulative-mean-normalized difference rarely errs by an octave. A frame is
+    voiced when its best dip is below ``voicing`` (and it is not near-silent).
     """
     x = np.asarray(x, np.float64)
     width, hop = int(0.04 * sample_rate), max(1, round(hop_s * sample_rate))
@@ -152,7 +183,7 @@ def yin_track(
         nxt = np.minimum(pick + 1, search.shape[1] - 1)
         pick = np.where(search[rows, nxt] < search[rows, pick], nxt, pick)
     loud = power > 1e-3 * np.percentile(power, 95)
-    voiced = (search[rows, pick] < 0.3) & loud
+    voiced = (search[rows, pick] < voicing) & loud
     return np.where(voiced, sample_rate / (pick + tau_min), 0.0)
 
 
@@ -207,20 +238,35 @@ def analyze(x: np.ndarray, sample_rate: int, f0: np.ndarray | None = None) -> An
     return Analysis(f0, sp, ap, sample_rate)
 
 
-def apply(a: Analysis, tr: VoiceTransform, center_hz: float | None = None) -> Analysis:
-    """Move pitch, formants and tilt; returns a new analysis.
+def apply(
+    a: Analysis,
+    tr: VoiceTransform,
+    center_hz: float | None = None,
+    contour_st: np.ndarray | None = None,
+) -> Analysis:
+    """Move pitch, formants, tilt and breathiness; returns a new analysis.
 
     Pitch-range scaling is centred on ``center_hz``, or on the signal's own median
     F0 when None (a whole utterance; pieces of a stream need a common centre).
+    ``contour_st`` adds a per-frame pitch offset (semitones; phrase-end contours).
+    ``gain_db`` is not applied here (it belongs after synthesis).
     """
-    if tr.is_identity():
+    if not tr.needs_world() and contour_st is None:
         return a
-    f0 = _shift_f0(a.f0, tr, center_hz)
-    return Analysis(f0, _reshape_envelope(a.sp, a.sample_rate, tr), a.ap, a.sample_rate)
+    f0 = _shift_f0(a.f0, tr, center_hz, contour_st)
+    ap = a.ap
+    if tr.breathiness:
+        b = max(-0.9, min(0.9, tr.breathiness))
+        ap = np.clip(a.ap, 1e-6, 1.0) ** (1.0 - b)
+    return Analysis(f0, _reshape_envelope(a.sp, a.sample_rate, tr), ap, a.sample_rate)
 
 
-def synthesize(a: Analysis) -> np.ndarray:
-    """float32 waveform from WORLD parameters, peak-limited to [-1, 1]."""
+def synthesize(a: Analysis, limit: bool = True) -> np.ndarray:
+    """float32 waveform from WORLD parameters; peak-normalized into [-1, 1] if ``limit``.
+
+    Pieces of a stream pass ``limit=False`` (a per-piece normalization would
+    step the level between pieces) and use :func:`soft_limit` instead.
+    """
     pw = pyworld()
     y = pw.synthesize(
         np.ascontiguousarray(a.f0),
@@ -229,19 +275,43 @@ def synthesize(a: Analysis) -> np.ndarray:
         a.sample_rate,
         FRAME_PERIOD_MS,
     )
-    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    peak = float(np.max(np.abs(y))) if len(y) and limit else 0.0
     if peak > 0.999:
         y = y * (0.999 / peak)
     return y.astype(np.float32)
 
 
-def _shift_f0(f0: np.ndarray, tr: VoiceTransform, center_hz: float | None) -> np.ndarray:
+LIMIT_KNEE = 0.8
+
+
+def soft_limit(x: np.ndarray) -> np.ndarray:
+    """Sample-wise soft limiter: identity below ``LIMIT_KNEE``, then a tanh knee to 1.
+
+    Stateless, so chunks limited one by one equal the whole signal limited.
+    """
+    x = np.asarray(x, np.float32)
+    mag = np.abs(x)
+    over = mag > LIMIT_KNEE
+    if not over.any():
+        return x
+    head = 1.0 - LIMIT_KNEE
+    out = x.copy()
+    out[over] = np.sign(x[over]) * (LIMIT_KNEE + head * np.tanh((mag[over] - LIMIT_KNEE) / head))
+    return out
+
+
+def _shift_f0(
+    f0: np.ndarray, tr: VoiceTransform, center_hz: float | None, contour_st: np.ndarray | None
+) -> np.ndarray:
     voiced = f0 > 0
     if not voiced.any():
         return f0
     log_f0 = np.log(f0[voiced])
     center = float(np.median(log_f0)) if center_hz is None else float(np.log(center_hz))
-    moved = center + tr.f0_range * (log_f0 - center) + tr.f0_shift_st * np.log(2) / 12
+    shift = np.full(len(log_f0), tr.f0_shift_st)
+    if contour_st is not None:
+        shift = shift + contour_st[voiced]
+    moved = center + tr.f0_range * (log_f0 - center) + shift * np.log(2) / 12
     out = np.zeros_like(f0)
     out[voiced] = np.exp(moved)
     return out
@@ -270,8 +340,14 @@ class StreamAdapter:
     of real audio on both sides and resynthesized; consecutive blocks overlap
     by ``crossfade_s`` and are joined with a raised-cosine crossfade. Output
     lags input by ``context_s`` (the look-ahead). Pitch-range scaling is centred
-    on ``center_hz`` (the voice's median) so that every block moves alike.
+    on ``center_hz`` (the voice's median) so that every block moves alike, and
+    phrase-end contours are placed by absolute sample position, so a block's
+    boundaries never show in the pitch. A transform that only changes the
+    level skips WORLD: the gain and the soft limiter apply with no look-ahead.
     """
+
+    CONTOUR_S = 0.5
+    """Length of a phrase-end pitch movement (at most half the phrase)."""
 
     def __init__(
         self,
@@ -286,22 +362,44 @@ class StreamAdapter:
         self.transform = transform
         self.sample_rate = sample_rate
         self.center_hz = center_hz
+        self.world = transform.needs_world()
+        self.gain = float(10 ** (transform.gain_db / 20))
         self.context = int(context_s * sample_rate)
         self.fade = int(crossfade_s * sample_rate)
         self.buffer = np.zeros(0, np.float64)  # input not yet final in the output
         self.base = 0  # input index of buffer[0]
         self.emitted = 0  # output samples emitted
         self.tail = np.zeros(0, np.float32)  # last block's overlap, waiting to crossfade
+        self.phrases: list[tuple[int, int]] = []  # contour windows [start, end) of input
+
+    def phrase(self, start: int, end: int) -> None:
+        """Speech of a phrase spans input samples ``[start, end)``: give it the end contour.
+
+        Call before feeding the phrase's samples (e.g. when a sentence's first
+        chunk, which carries its durations, arrives).
+        """
+        if not self.transform.end_contour_st or end <= start:
+            return
+        length = min(int(self.CONTOUR_S * self.sample_rate), (end - start) // 2)
+        if length > 0:
+            self.phrases.append((end - length, end))
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """Feed samples; returns the adapted samples now final."""
+        if not self.world:
+            return self._level(np.asarray(chunk, np.float32))
         self.buffer = np.concatenate([self.buffer, np.asarray(chunk, np.float64)])
         ready = self.base + len(self.buffer) - self.context  # output final up to here
         return self._emit(ready, final=False)
 
     def flush(self) -> np.ndarray:
         """End of input: the rest."""
+        if not self.world:
+            return np.zeros(0, np.float32)
         return self._emit(self.base + len(self.buffer), final=True)
+
+    def _level(self, y: np.ndarray) -> np.ndarray:
+        return y if self.gain == 1.0 else soft_limit(y * np.float32(self.gain))
 
     def _emit(self, stop: int, final: bool) -> np.ndarray:
         if stop - self.emitted < (0 if final else 2 * self.fade + int(0.05 * self.sample_rate)):
@@ -309,7 +407,7 @@ class StreamAdapter:
         lo = max(self.base, self.emitted - self.context)
         hi = self.base + len(self.buffer)
         segment = self.buffer[lo - self.base : hi - self.base]
-        y = self._transform(segment)  # aligned with input [lo, hi)
+        y = self._transform(segment, lo)  # aligned with input [lo, hi)
         start = self.emitted - lo
         end = (stop - lo) if final else (stop - lo + self.fade)
         piece = y[start : min(end, len(y))]
@@ -325,11 +423,32 @@ class StreamAdapter:
         self.emitted += len(out)
         keep_from = max(0, self.emitted - 2 * self.context - self.base)
         self.buffer, self.base = self.buffer[keep_from:], self.base + keep_from
-        return out.astype(np.float32)
+        self.phrases = [p for p in self.phrases if p[1] > self.emitted - 2 * self.context]
+        return self._level(out.astype(np.float32))
 
-    def _transform(self, x: np.ndarray) -> np.ndarray:
-        b = apply(analyze(x, self.sample_rate), self.transform, self.center_hz)
-        y = synthesize(b)
+    def _transform(self, x: np.ndarray, at: int) -> np.ndarray:
+        a = analyze(x, self.sample_rate)
+        b = apply(a, self.transform, self.center_hz, self._contour(len(a.f0), at))
+        y = synthesize(b, limit=False)
         if len(y) < len(x):
             y = np.pad(y, (0, len(x) - len(y)))
-        return y[: len(x)]
+        y = y[: len(x)]
+        # WORLD resynthesis is ~1-2.5 dB louder than its input (measured on the
+        # bundled voice); loudness is the gain's job, so each block keeps its input's.
+        rms_in, rms_out = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y.astype(np.float64) ** 2))
+        if rms_in > 1e-5 and rms_out > 1e-5:
+            y = y * np.float32(np.clip(rms_in / rms_out, 0.5, 2.0))
+        return y
+
+    def _contour(self, n_frames: int, at: int) -> np.ndarray | None:
+        """Per-frame pitch offsets (st) for frames of a block starting at input ``at``."""
+        if not self.phrases:
+            return None
+        t = at + np.arange(n_frames) * (FRAME_PERIOD_MS / 1000 * self.sample_rate)
+        out = np.zeros(n_frames)
+        for lo, hi in self.phrases:
+            inside = (t >= lo) & (t < hi)
+            if inside.any():
+                u = (t[inside] - lo) / (hi - lo)  # 0 → 1 over the window
+                out[inside] += self.transform.end_contour_st * u * u
+        return out if out.any() else None

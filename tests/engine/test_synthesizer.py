@@ -76,9 +76,107 @@ def test_pitch_scale_moves_the_pitch(synth) -> None:
     assert abs(12 * np.log2(yin_median(higher, RATE) / yin_median(plain, RATE)) - 4.0) < 1.2
 
 
-def test_emotions_are_refused_until_they_exist(synth) -> None:
-    with pytest.raises(ValueError, match="emotion"):
-        synth.tts("Hi.", emotion="happy")
+def test_neutral_with_no_pitch_or_volume_is_the_plain_engine_output(synth) -> None:
+    text = "Neutral, at full intensity."
+    (want,) = synth.voice.synthesize_texts([text], SynthesisParams(seed=6))
+    for emotion in (None, "neutral", "中性"):
+        got = synth.tts(text, emotion=emotion, intensity=1.0, seed=6)
+        assert np.array_equal(got, want), emotion
+
+
+def test_emotions_are_spoken_and_synonyms_in_english_and_chinese_are_the_same(synth) -> None:
+    text = "Good game."
+    plain = synth.tts(text, seed=7)
+    for tag, emotion in [("furious", "angry"), ("开心", "happy"), ("伤心", "sad")]:
+        moved = synth.tts(text, emotion=emotion, seed=7)
+        assert moved.dtype == np.float32 and np.abs(moved).max() > 0.05
+        assert len(moved) != len(plain) or not np.allclose(moved, plain, atol=1e-3)
+        assert np.array_equal(synth.tts(text, emotion=tag, seed=7), moved), tag
+
+
+def test_only_a_world_stage_pays_for_the_pitch_centre(synth, monkeypatch) -> None:
+    """Neutral speech (even louder or softer) never synthesizes the probe sentence;
+    emotions do, once."""
+    from engine.synthesizer import PROBE_SENTENCE
+    from engine.voice import Voice
+
+    monkeypatch.setattr(Voice, "load", classmethod(lambda cls, *a, **k: synth.voice))
+    fresh = Synthesizer()
+    spoken: list[str] = []
+    real = fresh.voice.synthesize_texts
+
+    def spy(texts, *args, **kwargs):
+        spoken.extend(texts)
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(fresh.voice, "synthesize_texts", spy)
+    fresh.tts("Plain words.", seed=1)
+    fresh.tts("Plain words.", seed=1, emotion="neutral", intensity=1.0, volume=-3.0)
+    assert spoken == []
+    fresh.tts("Happy words.", seed=1, emotion="happy")
+    fresh.tts("Sad words.", seed=1, emotion="sad")
+    assert spoken == [PROBE_SENTENCE]
+    assert fresh.pitch_center_hz() == pytest.approx(88.0, abs=8.0)
+
+
+def test_an_unknown_emotion_is_refused_with_the_supported_list(synth) -> None:
+    from engine.emotion import EMOTIONS
+
+    with pytest.raises(ValueError, match="unknown emotion 'bored'") as caught:
+        synth.tts("Hi.", emotion="bored")
+    assert all(name in str(caught.value) for name in EMOTIONS)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"intensity": 1.5}, {"pitch": 13.0}, {"volume": -31.0}, {"emotion": "excited", "speed": 4}],
+)
+def test_out_of_range_controls_are_refused(synth, kwargs) -> None:
+    with pytest.raises(ValueError, match="must be in|too far"):
+        synth.tts("Hi.", **kwargs)
+
+
+def test_sad_speech_is_slower_than_happy_speech(synth) -> None:
+    text = "Well, I suppose we should head home now, it is getting late."
+    happy = synth.tts(text, emotion="happy", seed=3)
+    sad = synth.tts(text, emotion="sad", seed=3)
+    assert len(sad) > 1.1 * len(happy)
+    # Sad also sits lower in pitch than happy (+2 vs −2 st at full intensity).
+    assert yin_median(sad, RATE) < yin_median(happy, RATE)
+
+
+def test_pitch_and_volume_controls_move_the_voice(synth) -> None:
+    text = "This is a pitch test sentence."
+    plain = synth.tts(text, seed=5)
+    moved = synth.tts(text, seed=5, pitch=-3.0, volume=-6.0)
+    assert len(moved) == len(plain)
+    assert abs(12 * np.log2(yin_median(moved, RATE) / yin_median(plain, RATE)) + 3.0) < 1.2
+    rms = 20 * np.log10(np.sqrt(np.mean(moved**2)) / np.sqrt(np.mean(plain**2)))
+    assert -8.0 < rms < -4.0
+
+
+def test_a_batch_of_two_emotions_equals_each_rendered_alone(synth) -> None:
+    texts = ["We won the match!", "It is over now, I am sorry."]
+    mixed = synth.tts_batch(texts, ["excited", "sad"], seed=4, intensity=[1.0, 0.8])
+    alone = [
+        synth.tts(texts[0], "excited", seed=4, intensity=1.0),
+        synth.tts(texts[1], "sad", seed=4, intensity=0.8),
+    ]
+    for m, a in zip(mixed, alone, strict=True):
+        assert m.shape == a.shape
+        snr = 10 * np.log10(np.sum(a.astype(np.float64) ** 2) / max(np.sum((m - a) ** 2), 1e-30))
+        assert snr > 40.0
+
+
+def test_an_emotion_and_a_reference_voice_apply_together(synth, reference_wav) -> None:
+    text = "Welcome back to the stream, everyone."
+    cloned = synth.tts(text, reference_audio=reference_wav, seed=2)
+    sad = synth.tts(text, emotion="sad", intensity=1.0, reference_audio=reference_wav, seed=2)
+    plain = synth.tts(text, seed=2)
+    # Still the reference's voice (well above the bundled one), but lower and slower.
+    assert yin_median(sad, RATE) > yin_median(plain, RATE)
+    assert yin_median(sad, RATE) < yin_median(cloned, RATE)
+    assert len(sad) > len(cloned)
 
 
 def test_a_bad_reference_gets_its_error_code(synth) -> None:

@@ -1,0 +1,192 @@
+"""How one utterance is performed: emotion, speed, pitch, volume and voice together.
+
+An :class:`Expression` turns the controls of one utterance into what the two
+stages need: engine requests (length scale, duration noise, per-phoneme pause
+scales) and, when anything is left for it, one WORLD stage that moves pitch
+level/range/contour, spectral tilt, breathiness and level *and* the voice
+adaptation of a registered voice in the same pass. Neutral speech in the
+bundled voice has no stage at all: its samples are the engine's, bit for bit.
+
+    expr = Expression.create(emotion="happy", intensity=0.8, center_hz=probe_f0)
+    request = expr.request(sentence, params)     # per sentence, into a batch
+    stage = expr.stage(sample_rate)              # per utterance; None = untouched
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .emotion import DEFAULT_INTENSITY, Prosody, prosody, resolve
+from .frontend import FrontendResult
+from .voice import SynthesisParams, SynthesisRequest, Voice
+from .world import StreamAdapter, VoiceTransform
+
+__all__ = ["PAUSE_PHONEMES", "Expression", "pause_scales", "phrase_span", "render"]
+
+PAUSE_PHONEMES = frozenset(",.!?;:—…")
+"""Phonemes that are pauses (Piper's punctuation symbols)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """One utterance's controls, resolved (see module docstring)."""
+
+    emotion: str
+    """Canonical emotion name (synonyms resolved)."""
+    intensity: float
+    prosody: Prosody
+    transform: VoiceTransform | None
+    """The WORLD stage's transform (voice ∘ emotion); None: no stage."""
+    center_hz: float
+    """Pitch centre of range scaling: the bundled voice's median F0."""
+    speed: float = 1.0
+    pitch_st: float = 0.0
+    volume_db: float = 0.0
+    voice: VoiceTransform | None = None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        emotion: str | None = None,
+        intensity: float = DEFAULT_INTENSITY,
+        speed: float = 1.0,
+        pitch_st: float = 0.0,
+        volume_db: float = 0.0,
+        voice: VoiceTransform | None = None,
+        center_hz: float = 100.0,
+    ) -> Expression:
+        """Resolve the controls.
+
+        Args:
+            emotion: a tag or synonym (None: neutral).
+            voice: a registered voice's fitted transform (None: the bundled voice).
+
+        Raises:
+            ValueError: unknown emotion (the message lists the supported ones), or a
+                control out of range.
+        """
+        name = "neutral" if emotion is None else resolve(emotion)
+        p = prosody(name, intensity, speed, pitch_st, volume_db)
+        emotive = VoiceTransform(
+            f0_shift_st=p.f0_shift_st,
+            f0_range=p.f0_range,
+            tilt_db_per_octave=p.tilt_db_per_octave,
+            gain_db=p.gain_db,
+            breathiness=p.breathiness,
+            end_contour_st=p.end_contour_st,
+        )
+        combined = emotive if voice is None else voice.then(emotive)
+        transform = None if combined.is_identity() else combined
+        return cls(name, intensity, p, transform, center_hz, speed, pitch_st, volume_db, voice)
+
+    def with_voice(self, voice: VoiceTransform) -> Expression:
+        """The same controls spoken in a registered voice (``voice``: its fitted transform)."""
+        if self.voice is not None:
+            raise ValueError("this expression already has a voice")
+        return Expression.create(
+            emotion=self.emotion,
+            intensity=self.intensity,
+            speed=self.speed,
+            pitch_st=self.pitch_st,
+            volume_db=self.volume_db,
+            voice=voice,
+            center_hz=self.center_hz,
+        )
+
+    def params(self, base: SynthesisParams) -> SynthesisParams:
+        """The engine controls for this utterance (its rate)."""
+        return replace(base, length_scale=base.length_scale * self.prosody.length_scale)
+
+    def request(
+        self, ids: Sequence[int], phonemes: Sequence[str], params: SynthesisParams
+    ) -> SynthesisRequest:
+        """One sentence's engine request; ``params`` already went through :meth:`params`."""
+        scales = pause_scales(len(ids), phonemes, self.prosody.pause_scale)
+        return SynthesisRequest(ids, params, scales)
+
+    def stage(self, sample_rate: int) -> StreamAdapter | None:
+        """A fresh streaming WORLD stage for one utterance, or None (output untouched)."""
+        if self.transform is None:
+            return None
+        return StreamAdapter(self.transform, sample_rate, self.center_hz)
+
+
+def render(
+    voice: Voice,
+    texts: Sequence[FrontendResult],
+    expressions: Sequence[Expression],
+    params: Sequence[SynthesisParams],
+    max_batch: int = 8,
+    timings: dict[str, float] | None = None,
+) -> list[np.ndarray]:
+    """Whole audio of several texts, each performed by its own expression, in one batch.
+
+    Sentence ``i`` of a text uses ``params.offset_seed(i)``, as :meth:`Voice.requests`.
+    The WORLD stage runs the same streaming code as the server, on whole texts.
+    ``timings``, if given, receives ``engine_s`` and ``stage_s`` (wall seconds).
+    """
+    groups = []
+    for result, expr, base in zip(texts, expressions, params, strict=True):
+        p = expr.params(base)
+        groups.append(
+            [
+                expr.request(s.ids, s.phonemes, p.offset_seed(i))
+                for i, s in enumerate(result.sentences)
+            ]
+        )
+    durations: list[list[list[int]]] = []
+    t0 = time.perf_counter()
+    audio = voice.synthesize_groups(groups, max_batch=max_batch, durations=durations)
+    t1 = time.perf_counter()
+    out = []
+    for result, expr, a, timing in zip(texts, expressions, audio, durations):
+        stage = expr.stage(voice.sample_rate)
+        if stage is None:
+            out.append(a)
+            continue
+        at = 0
+        for sentence, d in zip(result.sentences, timing):
+            start, end = phrase_span(sentence.phonemes, d)
+            stage.phrase(at + start, at + end)
+            at += sum(d)
+        out.append(np.concatenate([stage.process(a), stage.flush()]))
+    if timings is not None:
+        timings["engine_s"] = t1 - t0
+        timings["stage_s"] = time.perf_counter() - t1
+    return out
+
+
+def pause_scales(n_ids: int, phonemes: Sequence[str], factor: float) -> list[float] | None:
+    """Per-id duration scales (ids are ``^ _ (p _)* $``) lengthening pauses by ``factor``.
+
+    A pause phoneme and the pad after it are scaled; None when nothing changes
+    (or when the ids do not have that layout).
+    """
+    if factor == 1.0 or n_ids != 2 * len(phonemes) + 3:
+        return None
+    if not any(p in PAUSE_PHONEMES for p in phonemes):
+        return None
+    scales = [1.0] * n_ids
+    for j, p in enumerate(phonemes):
+        if p in PAUSE_PHONEMES:
+            scales[2 + 2 * j] = scales[3 + 2 * j] = factor
+    return scales
+
+
+def phrase_span(phonemes: Sequence[str], durations: Sequence[int]) -> tuple[int, int]:
+    """Samples ``[start, end)`` of a sentence's speech, from its per-id durations.
+
+    Start: after the leading pad and punctuation; end: before the trailing
+    punctuation, pads and end marker (where a phrase-end contour must land).
+    """
+    spoken = [j for j, p in enumerate(phonemes) if p not in PAUSE_PHONEMES and p != " "]
+    if not spoken or len(durations) < 2 * len(phonemes) + 3:
+        return 0, 0
+    start = sum(durations[: 2 + 2 * spoken[0]])
+    end = sum(durations[: 3 + 2 * spoken[-1]])
+    return start, end
