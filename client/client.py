@@ -16,6 +16,10 @@ Each utterance is an async iterator of events that ends with its ``done``::
             result = await c.synthesize("Hello chat!", seed=7)
             result.save_wav("hello.wav")
 
+            # With an emotion (a name or a synonym, any case) and the other controls;
+            # result.emotion is what the server applied ("happy"):
+            result = await c.synthesize("We won!", emotion="开心", intensity=0.9, pitch=1.0)
+
             # Whole text in, events out as they come (play frames as they arrive):
             async for event in c.speak("Thanks for the follow!", speed=1.1):
                 if isinstance(event, AudioFrame):
@@ -336,11 +340,16 @@ class Client:
         Args:
             text: What to say.
             id: Utterance id (1–64 of ``A-Z a-z 0-9 . _ : -``); generated when ``None``.
-            **options: ``emotion``, ``speed``, ``seed``, ``priority``, ``deadline_ms``,
-                ``timestamps``, … (see ``SpeakOptions``).
+            **options: ``emotion`` (a name of ``welcome.capabilities.emotions`` or a
+                synonym, any case), ``intensity`` (0–1), ``speed`` (0.25–4), ``pitch``
+                (semitones, −12–12), ``volume`` (dB, −30–12), ``seed``, ``priority``,
+                ``deadline_ms``, ``timestamps``, … (see ``SpeakOptions`` and SPEC.md
+                §4.4). The server checks them: an emotion or option it does not support
+                ends the utterance with an ``unsupported`` error and ``done`` (failed).
 
         Returns:
-            The utterance, an async iterator of ``Event`` ending with ``Done``.
+            The utterance, an async iterator of ``Event`` ending with ``Done``; its
+            ``emotion`` and ``intensity`` say what the server applied, once started.
 
         Raises:
             ValueError: empty or too long text, a malformed or in-flight ``id``, or
@@ -646,9 +655,8 @@ class Client:
         if u is None or u.stream is not None:
             logger.warning("ignored started for %s, which is not waiting to start", msg.id)
             return
-        u.stream = msg.stream
         self._streams[msg.stream] = u
-        u._put(msg)
+        u._start(msg)
 
     def _on_done(self, msg: Done) -> None:
         u = self._inflight.pop(msg.id, None)

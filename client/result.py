@@ -40,6 +40,19 @@ class Result:
         return self.done.status == "completed"
 
     @property
+    def emotion(self) -> str | None:
+        """The canonical emotion the server applied (``started.emotion``, SPEC.md §5.2).
+
+        ``None`` when synthesis never started or the server did not say (before v1.3).
+        """
+        return None if self.started is None else self.started.emotion
+
+    @property
+    def intensity(self) -> float | None:
+        """The emotion intensity the server applied (``started.intensity``), or ``None``."""
+        return None if self.started is None else self.started.intensity
+
+    @property
     def num_samples(self) -> int:
         """Samples in ``pcm``."""
         return len(self.pcm) // SAMPLE_WIDTH[self.format]

@@ -1,8 +1,8 @@
 """One utterance seen from the client: its events in order, and streamed-text input.
 
-The client's reader hands each utterance its messages (``_put``, ``_frame``,
-``_finish``); the application iterates them. Frames must come in order with
-contiguous offsets (SPEC.md §8); anything else ends the utterance with a
+The client's reader hands each utterance its messages (``_start``, ``_put``,
+``_frame``, ``_finish``); the application iterates them. Frames must come in order
+with contiguous offsets (SPEC.md §8); anything else ends the utterance with a
 ``ClientError`` of code ``protocol_violation``.
 """
 
@@ -53,6 +53,12 @@ class Utterance:
         """The utterance id, given or generated (``u1``, ``u2``, …)."""
         self.stream: StreamId | None = None
         """The audio stream id, once ``started`` arrived."""
+        self.emotion: str | None = None
+        """The canonical emotion the server applied (``happy`` for ``开心``), from
+        ``started``; ``None`` before it, or when the server did not say (SPEC.md §5.2)."""
+        self.intensity: float | None = None
+        """The emotion intensity the server applied, from ``started``; ``None`` before
+        it, or when the server did not say."""
         self.done: Done | None = None
         """The ``done`` message, once it arrived."""
         self._client = client
@@ -142,6 +148,12 @@ class Utterance:
         self._next_seq += 1
         self._next_offset += len(frame.pcm) // width
         self._put(frame)
+
+    def _start(self, started: Started) -> None:
+        self.stream = started.stream
+        self.emotion = started.emotion
+        self.intensity = started.intensity
+        self._put(started)
 
     def _finish(self, done: Done) -> None:
         self.done = done

@@ -250,8 +250,14 @@ def server_to_wire(msg: ServerMessage) -> Wire:
             words = [_flat(word) for word in msg.words]
             phonemes = [_flat(phoneme) for phoneme in msg.phonemes]
             return _typed("marks") | _flat(msg) | {"words": words, "phonemes": phonemes}
-        case Started():
-            return _typed("started") | _flat(msg)
+        case Started(id, stream, queue_ms, emotion, intensity):
+            # The v1.3 echo is left out when unset: older servers' maps stay as they were.
+            wire = _typed("started", id=id, stream=stream, queue_ms=queue_ms)
+            if emotion is not None:
+                wire["emotion"] = emotion
+            if intensity is not None:
+                wire["intensity"] = intensity
+            return wire
         case Done():
             return _typed("done") | _flat(msg)
         case Error():
@@ -273,6 +279,7 @@ def _welcome(msg: Welcome) -> Wire:
         "emotions": list(caps.emotions),
         "voices": list(caps.voices),
         "formats": list(caps.formats),
+        "emotion_aliases": dict(caps.emotion_aliases),
     }
     return _typed(
         "welcome",
@@ -302,6 +309,7 @@ def server_from_wire(kind: str, f: Fields) -> ServerMessage:
 
 def _welcome_from(f: Fields) -> Welcome:
     audio, limits, caps = (_require_map(f, name) for name in ("audio", "limits", "capabilities"))
+    emotions = caps.get_str_list("emotions", max_len=_ANY_LEN)
     return Welcome(
         version=f.get_int("version", lo=0, hi=U32_MAX),
         session=f.get_str("session", max_len=_ANY_LEN),
@@ -312,7 +320,7 @@ def _welcome_from(f: Fields) -> Welcome:
         ),
         limits=Limits(**{name: _limit(limits, name) for name in _LIMITS}),
         capabilities=Capabilities(
-            emotions=caps.get_str_list("emotions", max_len=_ANY_LEN),
+            emotions=emotions,
             voices=caps.get_str_list("voices", max_len=_ANY_LEN),
             timestamps=caps.get_bool("timestamps"),
             default_sample_rate=caps.get_int("default_sample_rate", lo=8000, hi=48000),
@@ -320,6 +328,7 @@ def _welcome_from(f: Fields) -> Welcome:
             volume=caps.get_bool("volume"),
             formats=_formats(caps),
             voice_registration=caps.get_bool("voice_registration", False),
+            emotion_aliases=_emotion_aliases(caps, emotions),
         ),
     )
 
@@ -352,11 +361,26 @@ def _formats(caps: Fields) -> tuple[AudioFormat, ...]:
     return known
 
 
+def _emotion_aliases(caps: Fields, emotions: tuple[str, ...]) -> dict[str, str]:
+    # Absent from servers before v1.3. Lenient like ``_formats``: an entry this client
+    # could not use (not a string, blank, or naming no listed emotion) is skipped.
+    aliases = caps.get_map("emotion_aliases")
+    if aliases is None:
+        return {}
+    return {
+        alias: name
+        for alias, name in aliases.items()
+        if isinstance(alias, str) and alias.strip() and name in emotions
+    }
+
+
 def _started_from(f: Fields) -> Started:
     return Started(
         id=f.get_id(),
         stream=StreamId(f.get_int("stream", lo=0, hi=U32_MAX)),
         queue_ms=f.get_float("queue_ms", lo=0.0, hi=_MAX_MS),
+        emotion=f.get_opt_str("emotion", max_len=_ANY_LEN),
+        intensity=f.get_opt_float("intensity", lo=0.0, hi=1.0),
     )
 
 

@@ -334,16 +334,41 @@ class Session:
 
     # --- server output -----------------------------------------------------------------
 
-    def send_started(self, id: UtteranceId, stream: StreamId, queue_ms: float) -> None:
+    def send_started(
+        self,
+        id: UtteranceId,
+        stream: StreamId,
+        queue_ms: float,
+        *,
+        emotion: str | None = None,
+        intensity: float | None = None,
+    ) -> None:
         """Announce that synthesis of ``id`` started and its audio will carry ``stream``.
+
+        Args:
+            id: The utterance.
+            stream: Its audio stream id.
+            queue_ms: Receipt of its first message to this start, in ms.
+            emotion: The canonical emotion applied (v1.3 echo, so the client learns what
+                an alias such as ``开心`` resolved to); ``None`` leaves it out.
+            intensity: The intensity applied, 0–1; ``None`` leaves it out.
 
         Raises:
             InvalidState: before ``hello``; ``id`` is not in flight or already started;
                 ``stream`` is outside u32 or used by another in-flight utterance;
-                ``queue_ms`` is not finite.
+                ``queue_ms`` is not finite; ``emotion`` is not a name of
+                ``capabilities.emotions``; ``intensity`` is not a finite number in [0, 1].
         """
         if self._can_send():
-            data = self._encode(Started(id, stream, queue_ms))
+            if emotion is not None and emotion not in self._capabilities.emotions:
+                supported = _listing(self._capabilities.emotions)
+                raise InvalidState(
+                    f"started.emotion {emotion!r} is not in capabilities.emotions ({supported})"
+                )
+            if intensity is not None and not 0.0 <= intensity <= 1.0:  # NaN fails too
+                raise InvalidState(f"started.intensity must be in [0, 1], got {intensity!r}")
+            started = Started(id, stream, queue_ms, emotion=emotion, intensity=intensity)
+            data = self._encode(started)
             self._utterances.start(id, stream)
             self._outgoing.append(data)
 
@@ -488,8 +513,13 @@ class Session:
 
 def _unsupported_option(options: SpeakOptions, caps: Capabilities) -> str | None:
     """Return why ``options`` need more than ``caps`` offers, or ``None`` (SPEC.md §4.4)."""
-    if options.emotion is not None and options.emotion not in caps.emotions:
-        return f"emotion {show(options.emotion)} is not supported; {_listing(caps.emotions)}"
+    if options.emotion is not None and caps.resolve_emotion(options.emotion) is None:
+        # Names only: the alias list is long, and sits in welcome for whoever wants it.
+        synonyms = (
+            " (or a synonym from capabilities.emotion_aliases)" if caps.emotion_aliases else ""
+        )
+        listing = _listing(caps.emotions)
+        return f"emotion {show(options.emotion)} is not supported; {listing}{synonyms}"
     # With voice registration the server checks the voice itself (SPEC.md §4.6).
     unchecked = caps.voice_registration
     if options.voice is not None and options.voice not in caps.voices and not unchecked:

@@ -75,6 +75,17 @@ CLIENT_MESSAGES: list[ClientMessage] = [
     Cancel(),
 ]
 
+EMOTION_WELCOME = Welcome(
+    version=1,
+    session="s-3",
+    audio=AudioSpec(sample_rate=22050, format="s16le", frame_ms=40),
+    limits=Limits(),
+    capabilities=Capabilities(
+        emotions=("neutral", "happy", "angry"),
+        emotion_aliases={"开心": "happy", "Furious": "angry"},  # v1.3
+    ),
+)
+
 SERVER_MESSAGES: list[ServerMessage] = [
     Welcome(
         version=1,
@@ -92,7 +103,11 @@ SERVER_MESSAGES: list[ServerMessage] = [
             emotions=("happy",), voices=("joe",), timestamps=False, pitch=True, formats=("f32le",)
         ),
     ),
+    EMOTION_WELCOME,
     Started(uid("u1"), StreamId(7), 12.5),
+    Started(uid("u1"), StreamId(7), 12.5, emotion="happy", intensity=0.7),  # v1.3
+    Started(uid("u1"), StreamId(7), 0.0, emotion="neutral"),
+    Started(uid("u1"), StreamId(7), 0.0, intensity=1),
     Marks(uid("u1"), StreamId(7), 0),
     Marks(
         uid("u1"),
@@ -175,7 +190,26 @@ def test_welcome_wire_map_announces_mono_audio_and_capabilities() -> None:
         "volume": False,
         "formats": ["s16le", "f32le"],
         "voice_registration": False,  # v1.2
+        "emotion_aliases": {},  # v1.3
     }
+
+
+def test_welcome_wire_map_carries_emotion_aliases_as_a_map() -> None:
+    wire = json.loads(encode_server(EMOTION_WELCOME, binary=False))
+    assert wire["capabilities"]["emotions"] == ["neutral", "happy", "angry"]
+    assert wire["capabilities"]["emotion_aliases"] == {"开心": "happy", "Furious": "angry"}
+
+
+@ENCODINGS
+def test_started_leaves_the_v13_echo_out_unless_set(binary) -> None:
+    def wire(message: Started) -> dict[str, object]:
+        data = encode_server(message, binary)
+        return msgpack.unpackb(data) if binary else json.loads(data)
+
+    plain = {"type": "started", "id": "u1", "stream": 7, "queue_ms": 1.5}
+    assert wire(Started(uid("u1"), StreamId(7), 1.5)) == plain
+    echoed = Started(uid("u1"), StreamId(7), 1.5, emotion="happy", intensity=0.7)
+    assert wire(echoed) == plain | {"emotion": "happy", "intensity": 0.7}
 
 
 def test_server_msgpack_never_starts_with_the_audio_kind_byte() -> None:
@@ -356,9 +390,49 @@ def test_decode_server_skips_formats_it_does_not_know() -> None:
     assert welcome.capabilities.formats == ("f32le",)
 
 
+def test_welcome_of_a_server_before_v13_has_no_emotion_aliases() -> None:
+    wire = json.loads(encode_server(SERVER_MESSAGES[1], binary=False))
+    del wire["capabilities"]["emotion_aliases"]
+    welcome = decode_server(json.dumps(wire))
+    assert isinstance(welcome, Welcome)
+    assert welcome == SERVER_MESSAGES[1]
+    assert welcome.capabilities.emotions == ("happy",)
+    assert welcome.capabilities.emotion_aliases == {}
+
+
+def test_decode_server_skips_emotion_aliases_it_cannot_use() -> None:
+    wire = msgpack.unpackb(encode_server(EMOTION_WELCOME, binary=True))
+    wire["capabilities"]["emotion_aliases"] |= {
+        "glad": "joyful",  # names no listed emotion
+        " ": "happy",  # blank
+        "mad": 3,  # not a string
+    }
+    wire["capabilities"]["emotion_aliases"][b"joy"] = "happy"  # a bin key, not a string
+    welcome = decode_server(msgpack.packb(wire))
+    assert isinstance(welcome, Welcome)
+    assert welcome.capabilities.emotion_aliases == {"开心": "happy", "Furious": "angry"}
+
+
+def test_started_from_a_server_before_v13_has_no_echo() -> None:
+    started = decode_server('{"type":"started","id":"u1","stream":7,"queue_ms":1.5}')
+    assert started == Started(uid("u1"), StreamId(7), 1.5)
+    assert (started.emotion, started.intensity) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [("intensity", 1.5, "intensity"), ("intensity", "0.5", "intensity"), ("emotion", 3, "emotion")],
+)
+def test_decode_server_rejects_a_bad_started_echo(field, value, match) -> None:
+    wire = {"type": "started", "id": "u1", "stream": 7, "queue_ms": 1.5, field: value}
+    with pytest.raises(InvalidMessage, match=match):
+        decode_server(raw(wire))
+
+
 @pytest.mark.parametrize(
     ("path", "value", "match"),
     [
+        (("capabilities", "emotion_aliases"), ["开心"], "a map"),
         (("capabilities", "formats"), ["opus"], "no known format"),
         (("capabilities", "formats"), "s16le", "a list"),
         (("capabilities", "emotions"), [1], "list of strings"),

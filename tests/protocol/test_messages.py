@@ -32,6 +32,60 @@ def test_capabilities_formats_must_be_known_and_non_empty(formats) -> None:
         Capabilities(formats=formats)
 
 
+EMOTIONS = ("neutral", "happy", "angry")
+
+
+@pytest.mark.parametrize(
+    ("aliases", "match"),
+    [
+        ({"glad": "joyful"}, "not in emotions"),
+        ({"mad": "Angry"}, "not in emotions"),  # values are canonical names, exactly
+        ({" ": "happy"}, "non-blank"),
+        ({"": "happy"}, "non-blank"),
+        ({3: "happy"}, "non-blank string"),
+    ],
+)
+def test_capabilities_emotion_aliases_must_name_listed_emotions(aliases, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        Capabilities(emotions=EMOTIONS, emotion_aliases=aliases)
+
+
+def test_capabilities_keep_a_read_only_copy_of_the_aliases() -> None:
+    aliases = {"开心": "happy"}
+    caps = Capabilities(emotions=EMOTIONS, emotion_aliases=aliases)
+    aliases["生气"] = "angry"
+    assert caps.emotion_aliases == {"开心": "happy"}
+    with pytest.raises(TypeError):
+        caps.emotion_aliases["生气"] = "angry"  # type: ignore[index]
+    assert caps == Capabilities(emotions=EMOTIONS, emotion_aliases={"开心": "happy"})
+
+
+@pytest.mark.parametrize(
+    ("emotion", "canonical"),
+    [
+        ("happy", "happy"),
+        (" Happy\n", "happy"),
+        ("ANGRY", "angry"),
+        ("开心", "happy"),
+        (" 开心 ", "happy"),
+        ("furious", "angry"),
+        ("FURIOUS", "angry"),
+        ("Neutral", "neutral"),  # a canonical name wins over the alias spelled the same
+        ("joyful", None),
+        ("", None),
+        ("happy sad", None),
+    ],
+)
+def test_resolve_emotion_ignores_case_and_surrounding_space(emotion, canonical) -> None:
+    aliases = {"开心": "happy", "Furious": "angry", "neutral": "happy"}
+    caps = Capabilities(emotions=EMOTIONS, emotion_aliases=aliases)
+    assert caps.resolve_emotion(emotion) == canonical
+
+
+def test_resolve_emotion_without_emotions_resolves_nothing() -> None:
+    assert Capabilities().resolve_emotion("happy") is None
+
+
 def test_encoders_refuse_objects_that_are_not_messages() -> None:
     with pytest.raises(AssertionError):
         encode_client(object())  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from protocol import (
     Speak,
     SpeakOptions,
     State,
+    StreamId,
     Welcome,
 )
 
@@ -300,6 +301,74 @@ def test_default_capabilities_reject_emotion_saying_none_is_supported() -> None:
     session = open_session(Capabilities())
     session.receive_data(encode(Speak(uid("a"), "hi", SpeakOptions(emotion="happy"))))
     assert "supports none" in assert_error(session, "unsupported", "a").message
+
+
+# --- emotion names and synonyms (v1.3) --------------------------------------------------------
+
+EMOTION_CAPS = Capabilities(
+    emotions=("neutral", "happy", "sad", "angry"),
+    emotion_aliases={"开心": "happy", "生气": "angry", "furious": "angry", "Cheerful": "happy"},
+)
+
+
+@pytest.mark.parametrize(
+    "emotion",
+    ["happy", "HAPPY", " Sad ", "开心", " 生气", "furious", "Furious", "FURIOUS", "cheerful"],
+)
+@pytest.mark.parametrize("binary", [True, False])
+def test_emotion_names_and_synonyms_are_accepted_in_any_case(emotion, binary) -> None:
+    session = open_session(EMOTION_CAPS, binary=binary)
+    options = SpeakOptions(emotion=emotion, intensity=0.4)
+    session.receive_data(encode(Speak(uid("a"), "hi", options), binary))
+    session.receive_data(encode(Append(uid("b"), "hi", options), binary))
+    # The value stays as the client sent it: the server resolves it to the name.
+    assert session.events_received() == [
+        Speak(uid("a"), "hi", options),
+        Append(uid("b"), "hi", options),
+    ]
+    assert session.data_to_send() == []
+
+
+@pytest.mark.parametrize("emotion", ["joyful", "", "   ", "happy!", "开心点"])
+def test_unknown_emotion_lists_the_names_and_mentions_synonyms(emotion) -> None:
+    session = open_session(EMOTION_CAPS)
+    session.receive_data(encode(Speak(uid("a"), "hi", SpeakOptions(emotion=emotion))))
+    message = assert_error(session, "unsupported", "a").message
+    assert "supported: neutral, happy, sad, angry" in message
+    assert "synonym" in message
+    assert "开心" not in message.replace(emotion, "")  # names only, not the aliases
+    assert session.inflight == frozenset()
+
+
+def test_without_aliases_the_unknown_emotion_error_mentions_no_synonyms() -> None:
+    session = open_session()
+    session.receive_data(encode(Speak(uid("a"), "hi", SpeakOptions(emotion="Angry!"))))
+    message = assert_error(session, "unsupported", "a").message
+    assert "supported: happy, sad" in message and "synonym" not in message
+
+
+def test_a_client_written_for_v12_is_still_served() -> None:
+    """A 1.2 client: hello version 1, a canonical emotion, no knowledge of the echo."""
+    session = Session(Limits(), EMOTION_CAPS, "s-1")
+    session.receive_data(json.dumps({"type": "hello", "version": 1}))
+    welcome = json.loads(session.data_to_send()[0])
+    assert welcome["version"] == 1 and "emotion_aliases" in welcome["capabilities"]
+    speak = {"type": "speak", "id": "a", "text": "Hi!", "emotion": "happy", "intensity": 0.5}
+    session.receive_data(json.dumps(speak))
+    assert session.events_received() == [
+        Speak(uid("a"), "Hi!", SpeakOptions(emotion="happy", intensity=0.5))
+    ]
+    session.send_started(uid("a"), StreamId(1), 0.5, emotion="happy", intensity=0.5)
+    started = json.loads(session.data_to_send()[0])
+    # Fields a 1.2 client ignores (SPEC.md §3); the ones it reads are unchanged.
+    assert started == {
+        "type": "started",
+        "id": "a",
+        "stream": 1,
+        "queue_ms": 0.5,
+        "emotion": "happy",
+        "intensity": 0.5,
+    }
 
 
 # --- streamed utterances -------------------------------------------------------------------

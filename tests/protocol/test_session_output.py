@@ -23,6 +23,7 @@ from protocol import (
     Session,
     Speak,
     SpeakOptions,
+    Started,
     StreamId,
     Word,
 )
@@ -223,6 +224,49 @@ def test_non_finite_numbers_are_invalid_state_and_change_nothing() -> None:
         session.send_started(A, S, float("nan"))
     session.send_started(A, S, 1.0)
     assert session.data_to_send() != []
+
+
+# --- started echo (v1.3) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("echo", "expected"),
+    [
+        ({}, Started(A, S, 2.0)),
+        ({"emotion": "happy", "intensity": 0.7}, Started(A, S, 2.0, "happy", 0.7)),
+        ({"emotion": "sad"}, Started(A, S, 2.0, emotion="sad")),
+        ({"intensity": 0.0}, Started(A, S, 2.0, intensity=0.0)),
+        ({"emotion": "happy", "intensity": 1}, Started(A, S, 2.0, "happy", 1.0)),
+    ],
+)
+@pytest.mark.parametrize("binary", [True, False])
+def test_started_echoes_the_emotion_and_intensity_applied(echo, expected, binary) -> None:
+    session = open_session(binary=binary)
+    session.receive_data(encode(Speak(A, "hi", SpeakOptions(emotion="HAPPY")), binary))
+    session.send_started(A, S, 2.0, **echo)
+    assert_sent(session, [expected])
+    assert session.inflight == {A}
+
+
+@pytest.mark.parametrize(
+    ("echo", "match"),
+    [
+        ({"emotion": "HAPPY"}, "not in capabilities.emotions"),  # the canonical name only
+        ({"emotion": "angry"}, "supported: happy, sad"),
+        ({"intensity": 1.01}, r"\[0, 1\]"),
+        ({"intensity": -0.1}, r"\[0, 1\]"),
+        ({"intensity": float("nan")}, r"\[0, 1\]"),
+        ({"intensity": float("inf")}, r"\[0, 1\]"),
+    ],
+)
+def test_a_bad_started_echo_is_invalid_state_and_starts_nothing(echo, match) -> None:
+    session = open_session()
+    session.receive_data(encode(Speak(A, "hi")))
+    with pytest.raises(InvalidState, match=match):
+        session.send_started(A, S, 0.0, **echo)
+    assert session.data_to_send() == []
+    session.send_started(A, S, 0.0)  # A did not start: it still can
+    assert_sent(session, [Started(A, S, 0.0)])
 
 
 def test_end_then_done_closes_a_streamed_utterance() -> None:
