@@ -22,10 +22,12 @@ from websockets.http11 import Request, Response
 
 from engine.adapt import Probe
 from engine.chunking import ChunkSchedule
+from engine.emotion import EMOTIONS, SYNONYMS
+from engine.expression import Expression
 from engine.speaker import SpeakerEncoder
 from engine.synthesizer import PROBE_SENTENCE
 from engine.voice import SynthesisParams, Voice
-from protocol.messages import Capabilities, Limits
+from protocol.messages import Capabilities, Limits, SpeakOptions
 from protocol.types import CloseCode, StreamId
 
 from .batcher import Batcher
@@ -57,7 +59,12 @@ class App:
             max_reference_bytes=config.max_reference_bytes,
         )
         self.capabilities = Capabilities(
-            default_sample_rate=self.voice.sample_rate, voice_registration=True
+            emotions=tuple(EMOTIONS),
+            emotion_aliases=dict(SYNONYMS),
+            default_sample_rate=self.voice.sample_rate,
+            pitch=True,
+            volume=True,
+            voice_registration=True,
         )
         self.voices = Voices(
             open_store(config.redis_url),
@@ -67,9 +74,14 @@ class App:
         )
         self.instance = secrets.token_hex(4)
         """Prefix of session owners in a voice store shared by several servers."""
-        self.adapter: VoiceAdapter | None = VoiceAdapter(_probe(self.voice), self.voice.sample_rate)
+        probe = _probe(self.voice)
+        self.center_hz = probe.stats["f0_median_hz"]
+        """The bundled voice's median pitch: the centre of pitch-range changes."""
+        self.adapter: VoiceAdapter | None = VoiceAdapter(probe, self.voice.sample_rate)
         """Voice adaptation (the WORLD stage); ``None`` refuses registered voices."""
         self.voices.adapter = self.adapter
+        self.stage_pool = ThreadPoolExecutor(1, thread_name_prefix="voxlive-stage")
+        """Runs the WORLD stage (emotion and voice) off the event loop, in order."""
         self.frontend_pool = ThreadPoolExecutor(
             config.frontend_threads, thread_name_prefix="voxlive-frontend"
         )
@@ -80,6 +92,29 @@ class App:
         self._sessions = itertools.count(1)
         self.loop: asyncio.AbstractEventLoop
         self.batcher: Batcher
+
+    def expression(self, options: SpeakOptions) -> Expression:
+        """How an utterance with ``options`` is performed (before any registered voice).
+
+        Raises:
+            ValueError: an unknown emotion or a control out of range.
+        """
+        expression = Expression.create(
+            emotion=options.emotion,
+            intensity=options.intensity,
+            speed=options.speed,
+            pitch_st=options.pitch,
+            volume_db=options.volume,
+            center_hz=self.center_hz,
+        )
+        try:
+            expression.params(SynthesisParams())
+        except ValueError as exc:  # e.g. speed 4 and an emotion that speeds up further
+            raise ValueError(
+                f"speed {options.speed:g} with emotion {expression.emotion} at intensity "
+                f"{options.intensity:g} leaves the voice's range: {exc}"
+            ) from None
+        return expression
 
     def next_stream(self) -> StreamId:
         return StreamId(next(self._streams) % 2**32)
@@ -134,6 +169,7 @@ class App:
         finally:
             await self.loop.run_in_executor(None, self.batcher.stop, True, 5.0)
             self.frontend_pool.shutdown(wait=False, cancel_futures=True)
+            self.stage_pool.shutdown(wait=False, cancel_futures=True)
             await self.voices.close()  # the redis pool last
             logger.info("stopped")
 

@@ -1,4 +1,4 @@
-"""The ``voxlive`` command line: ``serve``, ``say``, ``client``, ``bench``.
+"""The ``voxlive`` command line: ``serve``, ``say``, ``client``, ``bench``, ``emotions``.
 
 Parsing and dispatch only; logging and the event loop are set up in ``__main__``.
 """
@@ -37,11 +37,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     say = sub.add_parser("say", help="synthesize text to WAV files")
-    src = say.add_mutually_exclusive_group(required=True)
-    src.add_argument("text", nargs="?", help="text to speak")
+    # TEXT, -f or --demo-grid (TEXT may go with --demo-grid); checked in server.say.
+    src = say.add_mutually_exclusive_group()
+    src.add_argument("text", nargs="?", help="text to speak (with --demo-grid: the sentence)")
     src.add_argument("-f", "--file", type=Path, help="one utterance per non-empty line")
     say.add_argument(
-        "-o", "--output", type=Path, required=True, help="WAV file, or directory with -f"
+        "-o", "--output", type=Path, help="WAV file, or directory with -f (not with --demo-grid)"
+    )
+    say.add_argument(
+        "--demo-grid",
+        type=Path,
+        metavar="OUTDIR",
+        help="one sentence in every emotion at intensities 0.5 and 1: WAVs, grid.json and "
+        "index.html (a page to play them side by side) in OUTDIR",
+    )
+    say.add_argument(
+        "--emotion",
+        metavar="NAME",
+        help="emotion or synonym, e.g. happy, sad, 开心 (list: `voxlive emotions`)",
+    )
+    say.add_argument(
+        "--intensity",
+        type=float,
+        metavar="X",
+        help="how strongly the emotion shows, 0–1 (default 0.7)",
+    )
+    say.add_argument(
+        "--pitch", type=float, default=0.0, metavar="ST", help="pitch change in semitones (±12)"
+    )
+    say.add_argument(
+        "--volume", type=float, default=0.0, metavar="DB", help="level change in dB (−30 to 12)"
     )
     _engine_options(say)
     say.add_argument(
@@ -54,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--batch", type=int, default=8, help="sentences per batch with -f")
     say.add_argument("--voice", type=Path, help="reference clip (3-30 s of speech) to speak like")
 
+    emotions = sub.add_parser("emotions", help="the emotion vocabulary and prosody profiles")
+    emotions.add_argument("--json", action="store_true", help="JSON on stdout")
+
     client = sub.add_parser("client", help="speak through a running server into WAV files")
     client_src = client.add_mutually_exclusive_group(required=True)
     client_src.add_argument("text", nargs="?", help="text to speak")
@@ -63,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _client_options(client)
     client.add_argument("--speed", type=float, default=1.0, help="speaking rate (0.25–4)")
+    client.add_argument(
+        "--emotion", metavar="NAME", help="emotion name or synonym (happy, 开心, furious, …)"
+    )
+    client.add_argument(
+        "--intensity", type=float, default=0.7, metavar="X", help="emotion strength (0–1)"
+    )
+    client.add_argument(
+        "--pitch", type=float, default=0.0, metavar="ST", help="pitch shift in semitones (±12)"
+    )
+    client.add_argument(
+        "--volume", type=float, default=0.0, metavar="DB", help="gain in dB (−30 to 12)"
+    )
     client.add_argument("--seed", type=int, help="noise seed, for reproducible output")
     client.add_argument("--timeout", type=float, default=120.0, help="seconds per utterance")
     client.add_argument(
@@ -79,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     eng.add_argument("--items", type=int, default=32, help="utterances per throughput figure")
     eng.add_argument("--no-piper", action="store_true", help="skip the Piper baseline")
     _engine_options(eng)
+    emo = bench_sub.add_parser("emotions", help="each emotion's measured effect vs neutral")
+    emo.add_argument("--sentences", type=int, default=10, help="how many built-in sentences")
+    emo.add_argument("--texts", type=Path, help="sentences, one per line (default: built in)")
+    emo.add_argument("--intensities", default="0.5,1", help="intensities to measure")
+    emo.add_argument("--voice", type=Path, help="also measure this reference voice")
+    emo.add_argument("--json", action="store_true", help="JSON on stdout")
+    _engine_options(emo)
     idle = bench_sub.add_parser("idle", help="server memory per idle connection")
     idle.add_argument("--connections", type=int, default=500)
     idle.add_argument("--json", action="store_true", help="JSON on stdout")
@@ -122,6 +169,10 @@ def dispatch(args: argparse.Namespace) -> int:
             from .say import run_say
 
             return run_say(args)
+        if args.command == "emotions":
+            from .emotions_cli import run_emotions
+
+            return run_emotions(args)
         if args.command == "client":
             from .client_cli import run_client
 
@@ -135,6 +186,12 @@ def dispatch(args: argparse.Namespace) -> int:
 
             report = bench_engine(args)
             print(json.dumps(report, indent=2) if args.json else format_engine_report(report))
+            return 0
+        if args.command == "bench" and args.target == "emotions":
+            from .bench_emotions import bench_emotions, format_emotions_report
+
+            report = bench_emotions(args)
+            print(json.dumps(report, indent=2) if args.json else format_emotions_report(report))
             return 0
         if args.command == "bench" and args.target == "idle":
             from .bench_idle import bench_idle

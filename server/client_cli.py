@@ -3,10 +3,11 @@
 ``voxlive client --url ws://HOST:PORT "TEXT" -o out.wav`` writes one file; with
 ``-f lines.txt -o OUTDIR/`` every non-empty line becomes ``0001.wav``, ``0002.wav`` …
 (in line order), all sent at once over one connection. ``--voice-file ref.wav``
-registers that reference clip first (session scope) and speaks in its voice. Exit
-status: 0 when all went well; 2 when the connection failed, the clip was refused or a
-single text could not be spoken; 1 when some lines of ``-f`` could not be spoken (the
-others are still written).
+registers that reference clip first (session scope) and speaks in its voice.
+``--emotion NAME [--intensity X]``, ``--pitch ST`` and ``--volume DB`` shape the
+delivery (SPEC.md §4.4.1). Exit status: 0 when all went well; 2 when the connection
+failed, the clip was refused or a single text could not be spoken; 1 when some lines
+of ``-f`` could not be spoken (the others are still written).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def run_client(args: argparse.Namespace) -> int:
     """Run ``voxlive client``; returns the exit status.
 
     Raises:
-        ValueError: bad flag values (``--speed`` out of range, unreadable ``-f``).
+        ValueError: bad flag values (``--speed``, ``--intensity``, ``--pitch`` or
+            ``--volume`` out of range, unreadable ``-f``).
     """
     from .__main__ import run_loop
 
@@ -71,13 +73,36 @@ def options_from_args(args: argparse.Namespace, line: int) -> SpeakKwargs:
     Lines of ``-f`` get ``seed + line``, as ``voxlive say`` does, so that each line
     has its own reproducible noise.
 
+    ``--emotion`` goes to the server as typed (a name or a synonym, any case): the
+    server resolves it and refuses an unknown one with ``unsupported``. The other
+    controls are checked here so that a typo fails before connecting.
+
     Raises:
-        ValueError: ``--speed`` outside 0.25–4.
+        ValueError: ``--speed`` outside 0.25–4, ``--intensity`` outside 0–1,
+            ``--pitch`` outside −12–12, ``--volume`` outside −30–12, or a blank
+            ``--emotion``.
     """
+    intensity = getattr(args, "intensity", 0.7)
+    pitch = getattr(args, "pitch", 0.0)
+    volume = getattr(args, "volume", 0.0)
+    emotion = getattr(args, "emotion", None)
+    # ``not lo <= x <= hi`` also rejects NaN (``--pitch nan`` parses as a float).
     if not 0.25 <= args.speed <= 4.0:
         raise ValueError(f"--speed must be in [0.25, 4], got {args.speed}")
+    if not 0.0 <= intensity <= 1.0:
+        raise ValueError(f"--intensity must be in [0, 1], got {intensity}")
+    if not -12.0 <= pitch <= 12.0:
+        raise ValueError(f"--pitch must be in [-12, 12] semitones, got {pitch}")
+    if not -30.0 <= volume <= 12.0:
+        raise ValueError(f"--volume must be in [-30, 12] dB, got {volume}")
+    if emotion is not None and not emotion.strip():
+        raise ValueError("--emotion must name an emotion, got an empty string")
     seed = None if args.seed is None else args.seed + line
-    options = SpeakKwargs(speed=args.speed, seed=seed)
+    options = SpeakKwargs(
+        speed=args.speed, intensity=intensity, pitch=pitch, volume=volume, seed=seed
+    )
+    if emotion is not None:
+        options["emotion"] = emotion
     if getattr(args, "voice", None) is not None:
         options["voice"] = args.voice
     return options

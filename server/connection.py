@@ -152,7 +152,13 @@ class Connection:
             self.session.send_error(error)
             self.session.send_done(Done(id=uid, stream=None, status="failed"))
             return None
-        u = Utterance(self, uid, self.app.next_stream(), options, time.monotonic())
+        try:
+            expression = self.app.expression(options)
+        except ValueError as exc:  # the session vetted names and ranges; defensive
+            self.session.send_error(Error("unsupported", str(exc), uid))
+            self.session.send_done(Done(id=uid, stream=None, status="failed"))
+            return None
+        u = Utterance(self, uid, self.app.next_stream(), options, time.monotonic(), expression)
         u.paused = self.over_since is not None
         self.utterances[uid] = u
         if options.voice is not None and options.voice not in self.app.capabilities.voices:
@@ -215,7 +221,7 @@ class Connection:
             message = "voice adaptation is not available on this server; the voice is registered"
             u.fail(Error("unsupported", message, u.id))
         else:
-            u.release(profile)
+            u.release(profile, self.app.adapter.transform_for(profile))
 
     def forget(self, u: Utterance) -> None:
         if self.utterances.get(u.id) is u:

@@ -1,21 +1,33 @@
-"""``voxlive say``: text (or a file of lines) to WAV, with the in-process engine."""
+"""``voxlive say``: text (or a file of lines) to WAV, with the in-process engine.
+
+Every utterance goes through :func:`engine.expression.render`: the emotion's
+rate and pauses in the engine, its pitch, loudness and voice quality (plus
+``--pitch``/``--volume`` and a ``--voice`` reference's adaptation) in one WORLD
+pass. Without any of those the samples are the engine's own, bit for bit.
+``--demo-grid`` renders one sentence in every emotion (``server/demo_grid.py``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from pathlib import Path
 
-import numpy as np
-
-from engine.frontend import TextError
+from engine.emotion import DEFAULT_INTENSITY, resolve
+from engine.expression import Expression, render
+from engine.frontend import FrontendResult, TextError
 from engine.reference import ReferenceAudioError
-from engine.synthesizer import Synthesizer
-from engine.voice import SynthesisParams, Voice
+from engine.synthesizer import Synthesizer, check_rate
+from engine.voice import SynthesisParams
 
 from .audio import write_wav
+from .demo_grid import grid_clips, run_demo_grid
 
-__all__ = ["params_from_args", "run_say"]
+__all__ = ["check_say_args", "controls_from_args", "params_from_args", "run_say"]
+
+INTENSITY_RANGE = (0.0, 1.0)
+PITCH_RANGE_ST = (-12.0, 12.0)
+VOLUME_RANGE_DB = (-30.0, 12.0)
 
 
 def params_from_args(args: argparse.Namespace) -> SynthesisParams:
@@ -32,72 +44,151 @@ def params_from_args(args: argparse.Namespace) -> SynthesisParams:
     return SynthesisParams(length_scale=length_scale, seed=args.seed)
 
 
-Adapt = Callable[[np.ndarray], np.ndarray]
+def check_say_args(args: argparse.Namespace) -> None:
+    """Which of TEXT, ``-f`` and ``--demo-grid`` was given, and whether ``-o`` fits it.
+
+    Raises:
+        ValueError: a combination ``say`` cannot run (the message says what to give).
+    """
+    if args.demo_grid is not None:
+        if args.file is not None:
+            raise ValueError("--demo-grid and -f cannot be combined (the grid speaks one text)")
+        if args.output is not None:
+            raise ValueError("--demo-grid writes into its own directory; drop -o")
+        if args.emotion is not None or args.intensity is not None:
+            raise ValueError(
+                "--demo-grid renders every emotion and intensity; drop --emotion/--intensity"
+            )
+        return
+    if args.text is None and args.file is None:
+        raise ValueError("say needs TEXT, -f FILE or --demo-grid OUTDIR")
+    if args.output is None:
+        where = "a directory for the WAVs of -f" if args.file is not None else "a WAV file"
+        raise ValueError(f"-o/--output is required ({where})")
+
+
+def controls_from_args(args: argparse.Namespace) -> tuple[str | None, float]:
+    """The canonical ``--emotion`` (None when not given) and ``--intensity``.
+
+    Also checks ``--pitch`` and ``--volume``; every message names its flag.
+
+    Raises:
+        ValueError: an unknown emotion (the message lists the supported ones), or a
+            control out of range.
+    """
+    emotion = None
+    if args.emotion is not None:
+        try:
+            emotion = resolve(args.emotion)
+        except ValueError as exc:
+            raise ValueError(f"--emotion: {exc}") from None
+    intensity = DEFAULT_INTENSITY if args.intensity is None else args.intensity
+    _check_range("--intensity", intensity, INTENSITY_RANGE)
+    _check_range("--pitch", args.pitch, PITCH_RANGE_ST, " semitones")
+    _check_range("--volume", args.volume, VOLUME_RANGE_DB, " dB")
+    return emotion, intensity
+
+
+def _check_range(flag: str, value: float, bounds: tuple[float, float], unit: str = "") -> None:
+    lo, hi = bounds
+    if not lo <= value <= hi:  # also refuses NaN
+        raise ValueError(f"{flag} must be in [{lo:g}, {hi:g}]{unit}, got {value:g}")
 
 
 def run_say(args: argparse.Namespace) -> int:
+    """Run ``voxlive say``; every control is checked before the voice is loaded.
+
+    Returns:
+        0; 1 when some lines of ``-f`` could not be spoken; 2 for unspeakable text or
+        an unusable reference clip.
+
+    Raises:
+        ValueError: a bad flag or combination (the CLI prints it and exits 2).
+    """
+    check_say_args(args)
     params = params_from_args(args)
-    if getattr(args, "voice", None) is None:
-        voice = Voice.load(device=args.device, precision=args.precision)
-        adapt: Adapt = _unchanged
+    emotion, intensity = controls_from_args(args)
+    if args.demo_grid is None:
+        check_rate(Expression.create(emotion=emotion, intensity=intensity), params)
     else:
-        synth = Synthesizer(device=args.device, precision=args.precision)
+        for clip in grid_clips():
+            check_rate(Expression.create(emotion=clip.emotion, intensity=clip.intensity), params)
+    synth = Synthesizer(device=args.device, precision=args.precision)
+    voice = None
+    if args.voice is not None:
         try:
             fit = synth.register(args.voice)
         except ReferenceAudioError as exc:
             print(f"voxlive: {args.voice}: {exc.code}: {exc}", file=sys.stderr)
             return 2
         print(f"voxlive: voice {args.voice}: {fit.summary}", file=sys.stderr)
-        voice = synth.voice
-
-        def adapt(audio: np.ndarray) -> np.ndarray:
-            return synth.adapt(audio, fit.transform)
-
+        voice = fit.transform
+    if args.demo_grid is not None:
+        return run_demo_grid(synth, args, params, voice)
+    expression = synth.expression(
+        emotion=emotion,
+        intensity=intensity,
+        pitch_st=args.pitch,
+        volume_db=args.volume,
+        voice=voice,
+    )
     if args.file is None:
-        return _say_one(voice, args.text, args.output, params, adapt)
-    return _say_lines(voice, args, params, adapt)
+        return _say_one(synth, args.text, args.output, params, expression)
+    return _say_lines(synth, args.file, args.output, params, expression, args.batch)
 
 
-def _unchanged(audio: np.ndarray) -> np.ndarray:
-    return audio
-
-
-def _say_one(voice: Voice, text: str, output, params: SynthesisParams, adapt: Adapt) -> int:
+def _say_one(
+    synth: Synthesizer, text: str, output: Path, params: SynthesisParams, expression: Expression
+) -> int:
     try:
-        requests, result = voice.requests(text, params)
+        result = synth.voice.frontend.process(text)
     except TextError as exc:
         print(f"voxlive: {exc.code}: {exc}", file=sys.stderr)
         return 2
     _report_warnings(result.warnings)
-    (audio,) = voice.synthesize_groups([requests])
-    write_wav(output, adapt(audio), voice.sample_rate)
+    (audio,) = render(synth.voice, [result], [expression], [params])
+    write_wav(output, audio, synth.sample_rate)
     return 0
 
 
 def _say_lines(
-    voice: Voice, args: argparse.Namespace, params: SynthesisParams, adapt: Adapt
+    synth: Synthesizer,
+    path: Path,
+    outdir: Path,
+    params: SynthesisParams,
+    expression: Expression,
+    max_batch: int,
 ) -> int:
     """One WAV per non-empty line, ``0001.wav`` … in line order; bad lines are reported.
+
+    All good lines are rendered as one batch (``max_batch`` sentences per engine call).
 
     Returns:
         0, or 1 when any line could not be spoken (the others are still written).
     """
-    lines = [line.strip() for line in args.file.read_text(encoding="utf-8").splitlines()]
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     lines = [line for line in lines if line]
-    args.output.mkdir(parents=True, exist_ok=True)
+    outdir.mkdir(parents=True, exist_ok=True)
     numbers: list[int] = []
-    groups = []
+    results: list[FrontendResult] = []
     for n, line in enumerate(lines, start=1):
         try:
-            requests, result = voice.requests(line, params.offset_seed(n))
+            result = synth.voice.frontend.process(line)
         except TextError as exc:
             print(f"voxlive: line {n}: {exc.code}: {exc}", file=sys.stderr)
             continue
         _report_warnings(result.warnings, f"line {n}: ")
         numbers.append(n)
-        groups.append(requests)
-    for n, audio in zip(numbers, voice.synthesize_groups(groups, max_batch=args.batch)):
-        write_wav(args.output / f"{n:04d}.wav", adapt(audio), voice.sample_rate)
+        results.append(result)
+    audio = render(
+        synth.voice,
+        results,
+        [expression] * len(results),
+        [params.offset_seed(n) for n in numbers],
+        max_batch=max_batch,
+    )
+    for n, samples in zip(numbers, audio, strict=True):
+        write_wav(outdir / f"{n:04d}.wav", samples, synth.sample_rate)
     return 0 if len(numbers) == len(lines) else 1
 
 

@@ -15,10 +15,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+import numpy as np
+
+from engine.expression import Expression, phrase_span
 from engine.frontend import FrontendResult, Sentence, TextError
 from engine.resample import StreamResampler
 from engine.voice import AudioChunk, SynthesisParams, SynthesisRequest
-from engine.world import StreamAdapter
+from engine.world import StreamAdapter, VoiceTransform
 from protocol.messages import AudioFrame, Done, Error, Marks, Phoneme, SpeakOptions, Word
 from protocol.types import Status, StreamId, UtteranceId
 
@@ -64,6 +67,7 @@ class Utterance:
         stream: StreamId,
         options: SpeakOptions,
         received_at: float,
+        expression: Expression,
     ) -> None:
         self.conn = conn
         self.id = uid
@@ -78,7 +82,9 @@ class Utterance:
         self.packets = Packetizer(
             stream, out_rate * spec.frame_ms // 1000, out_rate * FADE_MS // 1000, spec.format
         )
-        self.params = SynthesisParams(length_scale=1.0 / options.speed, seed=options.seed)
+        self.expression = expression
+        """Emotion, speed, pitch, volume (and, once found, the registered voice)."""
+        self.params = expression.params(SynthesisParams(seed=options.seed))
         self.deadline = (
             None if options.deadline_ms is None else received_at + options.deadline_ms / 1000
         )
@@ -96,8 +102,11 @@ class Utterance:
         self.started_at: float | None = None
         self.first_audio_at: float | None = None
         self.paused = False  # read by the engine thread: skip while the client lags
+        self.staging = 0  # chunks in the WORLD stage's thread
+        self.stage_flushed = False  # the stage's look-ahead tail is out
         self.profile: VoiceProfile | None = None  # a registered voice to speak in
-        self.world: StreamAdapter | None = None  # moves the bundled voice toward it
+        self.world: StreamAdapter | None = expression.stage(self.in_rate)
+        """The WORLD stage (emotion and voice in one pass); None: engine output as is."""
         self._held: list[Callable[[], None]] | None = None  # text waiting for the voice
 
     # -- registered voices -----------------------------------------------------------
@@ -106,12 +115,15 @@ class Utterance:
         """Keep text back until ``release`` (the voice is being looked up)."""
         self._held = []
 
-    def release(self, profile: VoiceProfile) -> None:
-        """Speak in ``profile``'s voice: the held text goes to synthesis now."""
+    def release(self, profile: VoiceProfile, transform: VoiceTransform) -> None:
+        """Speak in ``profile``'s voice (``transform`` moves the bundled voice to it).
+
+        The held text goes to synthesis now.
+        """
         held, self._held = self._held or [], None
         self.profile = profile
-        adapter = self.conn.app.adapter
-        self.world = None if adapter is None else adapter.stream_for(profile)
+        self.expression = self.expression.with_voice(transform)
+        self.world = self.expression.stage(self.in_rate)
         for call in held:
             if not self.finished:
                 call()
@@ -205,7 +217,9 @@ class Utterance:
         self.next_index += len(jobs)
 
     def _request(self, sentence: Sentence, index: int) -> SynthesisRequest:
-        return SynthesisRequest(sentence.ids, self.params.offset_seed(index))
+        return self.expression.request(
+            sentence.ids, sentence.phonemes, self.params.offset_seed(index)
+        )
 
     # -- results in (Sink) -----------------------------------------------------------
 
@@ -214,7 +228,10 @@ class Utterance:
             return
         self.started_at = time.monotonic()
         queue_ms = (self.started_at - self.received_at) * 1000
-        self.conn.session.send_started(self.id, self.stream, queue_ms)
+        expr = self.expression
+        self.conn.session.send_started(
+            self.id, self.stream, queue_ms, emotion=expr.emotion, intensity=expr.intensity
+        )
         self.conn.flush()
 
     def job_chunk(self, job: Job, chunk: AudioChunk) -> None:
@@ -255,12 +272,48 @@ class Utterance:
 
     def _emit(self, sentence: Sentence | None, chunk: AudioChunk) -> None:
         session = self.conn.session
-        if chunk.phoneme_samples is not None and self.options.timestamps and sentence:
-            session.send_marks(self._marks(sentence, chunk.phoneme_samples))
+        phrase: tuple[int, int] | None = None
+        if chunk.phoneme_samples is not None and sentence:
+            if self.options.timestamps:
+                session.send_marks(self._marks(sentence, chunk.phoneme_samples))
+            start, end = phrase_span(sentence.phonemes, chunk.phoneme_samples)
+            phrase = (self.samples_in + start, self.samples_in + end)
         self.samples_in += len(chunk.samples)
-        samples = chunk.samples if self.world is None else self.world.process(chunk.samples)
+        if self.world is None:
+            self._out(chunk.samples)
+        else:
+            self._stage(_staged_chunk(self.world, chunk.samples, phrase))
+
+    def _out(self, samples: np.ndarray) -> None:
         for frame in self.packets.push(self.resampler.process(samples)):
             self._send(frame)
+
+    # -- the WORLD stage, on its own thread ------------------------------------------
+
+    def _stage(self, work: Callable[[], np.ndarray]) -> None:
+        """Run ``work`` on the stage thread; its samples go out in submission order.
+
+        One thread serves every utterance, so jobs finish in the order they were
+        submitted and their callbacks run on the loop in that order too.
+        """
+        app = self.conn.app
+        self.staging += 1
+        future = app.loop.run_in_executor(app.stage_pool, work)
+        future.add_done_callback(self._staged)
+
+    def _staged(self, future: asyncio.Future[np.ndarray]) -> None:
+        self.staging -= 1
+        if self.finished:
+            return
+        try:
+            samples = future.result()
+        except Exception:
+            logger.error("the WORLD stage failed for %s", self.id, exc_info=True)
+            self.fail(Error("internal", "the emotion/voice stage failed", self.id))
+            return
+        self._out(samples)
+        self._maybe_done()
+        self.conn.flush()
 
     def _send(self, frame: AudioFrame) -> None:
         if self.first_audio_at is None and frame.pcm:
@@ -289,9 +342,12 @@ class Utterance:
         if self.next_index == 0:  # streamed text that held nothing speakable
             self.fail(Error("empty_text", "the streamed text held nothing speakable", self.id))
             return
-        if self.world is not None:  # the adaptation stage's look-ahead tail
-            for frame in self.packets.push(self.resampler.process(self.world.flush())):
-                self._send(frame)
+        if self.staging:
+            return
+        if self.world is not None and not self.stage_flushed:  # the stage's look-ahead tail
+            self.stage_flushed = True
+            self._stage(self.world.flush)
+            return
         for frame in self.packets.push(self.resampler.flush()):
             self._send(frame)
         for frame in self.packets.finish():
@@ -344,6 +400,19 @@ class Utterance:
         )
         self.conn.forget(self)
         self.conn.flush()
+
+
+def _staged_chunk(
+    world: StreamAdapter, samples: np.ndarray, phrase: tuple[int, int] | None
+) -> Callable[[], np.ndarray]:
+    """Stage-thread work for one chunk (phrase marks are set there, before its samples)."""
+
+    def work() -> np.ndarray:
+        if phrase is not None:
+            world.phrase(*phrase)
+        return world.process(samples)
+
+    return work
 
 
 def _words(phonemes: list[Phoneme], words: list[str]) -> list[Word]:

@@ -27,7 +27,7 @@ import numpy as np
 from engine.adapt import Probe, fit_transform, voice_statistics
 from engine.reference import Reference, ReferenceAudioError, ReferenceLimits, decode_reference
 from engine.speaker import SpeakerEncoder
-from engine.world import StreamAdapter, VoiceTransform
+from engine.world import VoiceTransform
 from protocol.messages import VoiceInfo, VoiceRegister, VoiceSummary
 from protocol.types import ErrorCode
 
@@ -256,14 +256,10 @@ class VoiceAdapter:
             }
         )
 
-    def stream_for(self, profile: VoiceProfile) -> StreamAdapter | None:
-        """A per-utterance adapter for ``profile`` (None when it needs no change)."""
+    def transform_for(self, profile: VoiceProfile) -> VoiceTransform:
+        """The fitted transform that moves the bundled voice toward ``profile``."""
         keys = VoiceTransform().to_dict()
-        transform = VoiceTransform.from_dict({k: v for k, v in profile.stats.items() if k in keys})
-        if transform.is_identity():
-            return None
-        center = self.probe.stats["f0_median_hz"]
-        return StreamAdapter(transform, self.sample_rate, center)
+        return VoiceTransform.from_dict({k: v for k, v in profile.stats.items() if k in keys})
 
 
 def _visible(profile: VoiceProfile, owner: str) -> bool:
