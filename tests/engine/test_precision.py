@@ -28,13 +28,15 @@ def reference(voice, requests):
     return voice.synthesize_requests(requests)
 
 
-def test_bfloat16_stays_within_20_db_of_float32(requests, reference) -> None:
+def test_bfloat16_stays_within_18_db_of_float32(requests, reference) -> None:
     bf16 = Voice.load(precision="bfloat16")
     got = bf16.synthesize_requests(requests)
     # Durations are computed in float32 on both sides, so the lengths agree exactly.
     assert [len(a) for a in got] == [len(a) for a in reference]
     snrs = [snr_db(a, r) for a, r in zip(got, reference)]
-    assert min(snrs) >= 20.0, snrs
+    # The distance depends on the CPU's bfloat16 kernels: min 21.9 dB measured with
+    # AVX-512, 19.9 dB on an AVX2-only CPU. A broken cast collapses it far below.
+    assert min(snrs) >= 18.0, snrs
 
 
 def test_float16_on_cpu_is_refused_with_a_clear_error() -> None:
