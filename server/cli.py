@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--json", action="store_true", help="JSON on stdout")
     load.add_argument("--timeout", type=float, default=120.0, help="seconds per utterance")
     load.add_argument("--seed", type=int, help="seed of the open-loop arrival schedule")
+    load.add_argument("--emotions", help="comma-separated emotions given to the utterances in turn")
+    load.add_argument("--intensity", type=float, default=0.7, help="their intensity (0–1)")
     return parser
 
 

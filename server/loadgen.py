@@ -89,6 +89,8 @@ async def run_load(
     token: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     seed: int | None = None,
+    emotions: Sequence[str] = (),
+    intensity: float = 0.7,
 ) -> dict[str, Any]:
     """Offer load to the server at ``url`` and return the report (see ``summarize``).
 
@@ -102,6 +104,8 @@ async def run_load(
         token: ``hello.token``.
         timeout_s: Longest wait for one utterance, in seconds.
         seed: Seed of the open-loop schedule (arrival times, session choice).
+        emotions: Emotions given to the utterances in turn (empty: none, neutral).
+        intensity: Their intensity.
 
     Raises:
         ValueError: a count, the rate or the timeout is not positive, or ``texts`` is empty.
@@ -117,11 +121,12 @@ async def run_load(
         for text in texts:
             clients[0].check_text(text)  # fail before the clock starts, not mid-run
         t0 = time.perf_counter()
+        kinds = [{"emotion": e, "intensity": intensity} for e in emotions] or [{}]
         if rate is None:
-            samples = await _closed_loop(clients, utterances, texts, timeout_s)
+            samples = await _closed_loop(clients, utterances, texts, kinds, timeout_s)
         else:
             rng = random.Random(seed)
-            samples = await _open_loop(clients, utterances, rate, texts, timeout_s, rng)
+            samples = await _open_loop(clients, utterances, rate, texts, kinds, timeout_s, rng)
         wall_s = time.perf_counter() - t0
     finally:
         await asyncio.gather(*(c.close() for c in clients))
@@ -132,6 +137,7 @@ async def run_load(
         utterances_per_session=utterances,
         rate=rate,
         sample_rate=clients[0].sample_rate,
+        emotions=list(emotions),
     )
     return report
 
@@ -153,11 +159,18 @@ async def _connect_all(
 
 
 async def _closed_loop(
-    clients: list[Client], utterances: int, texts: list[str], timeout_s: float
+    clients: list[Client],
+    utterances: int,
+    texts: list[str],
+    kinds: list[dict[str, Any]],
+    timeout_s: float,
 ) -> list[Sample]:
     async def one_session(i: int, c: Client) -> list[Sample]:
-        picks = (texts[(i * utterances + j) % len(texts)] for j in range(utterances))
-        return [await measure(c, text, timeout_s) for text in picks]
+        picks = [i * utterances + j for j in range(utterances)]
+        return [
+            await measure(c, texts[k % len(texts)], timeout_s, **kinds[k % len(kinds)])
+            for k in picks
+        ]
 
     per_session = await asyncio.gather(*(one_session(i, c) for i, c in enumerate(clients)))
     return [sample for samples in per_session for sample in samples]
@@ -168,6 +181,7 @@ async def _open_loop(
     utterances: int,
     rate: float,
     texts: list[str],
+    kinds: list[dict[str, Any]],
     timeout_s: float,
     rng: random.Random,
 ) -> list[Sample]:
@@ -178,12 +192,15 @@ async def _open_loop(
     for k, c in enumerate(targets):
         due += rng.expovariate(rate)  # Poisson arrivals: exponential gaps
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        tasks.append(asyncio.create_task(measure(c, texts[k % len(texts)], timeout_s)))
+        options = kinds[k % len(kinds)]
+        tasks.append(asyncio.create_task(measure(c, texts[k % len(texts)], timeout_s, **options)))
     return list(await asyncio.gather(*tasks))
 
 
-async def measure(c: Client, text: str, timeout_s: float) -> Sample:
-    """Speak ``text`` on ``c`` and time it; never raises for server or connection trouble.
+async def measure(c: Client, text: str, timeout_s: float, **options: Any) -> Sample:
+    """Speak ``text`` (with ``speak`` ``options``) on ``c`` and time it.
+
+    Never raises for server or connection trouble.
 
     Raises:
         ValueError: ``text`` is empty or longer than the server accepts.
@@ -195,7 +212,7 @@ async def measure(c: Client, text: str, timeout_s: float) -> Sample:
     utterance: Utterance | None = None
     try:
         async with asyncio.timeout(timeout_s):
-            utterance = c.speak(text)
+            utterance = c.speak(text, **options)
             async for event in utterance:
                 now = time.perf_counter()
                 if isinstance(event, AudioFrame) and event.pcm:
@@ -308,6 +325,8 @@ async def _bench(args: argparse.Namespace, texts: list[str]) -> int:
             token=args.token,
             timeout_s=args.timeout,
             seed=args.seed,
+            emotions=[e for e in (args.emotions or "").split(",") if e],
+            intensity=args.intensity,
         )
     except ClientError as exc:
         print(f"voxlive: error: {exc.message}", file=sys.stderr)

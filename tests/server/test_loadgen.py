@@ -81,3 +81,17 @@ def test_summary_of_an_empty_run_has_no_percentiles() -> None:
     report = summarize([Sample(codes=["timeout"])], 1.0)
     assert report["completed"] == 0 and report["errors"] == {"timeout": 1}
     assert report["first_audio_ms"]["p50"] is None and report["rtf"] is None
+
+
+def test_emotional_load_speaks_every_utterance_in_its_emotion(server_voice, capsys) -> None:
+    async def main():
+        async with run_server(server_voice) as app:
+            argv = ["bench", "server", "--url", url(app), "--sessions", "2", "--utterances", "2"]
+            argv += ["--emotions", "happy,难过,bored", "--json"]
+            return await asyncio.to_thread(cli_main, argv)
+
+    status = run(main())
+    report = json.loads(capsys.readouterr().out)
+    assert report["emotions"] == ["happy", "难过", "bored"]
+    # "bored" is no emotion: those utterances fail with unsupported; the others complete.
+    assert status == 1 and report["completed"] == 3 and report["errors"] == {"unsupported": 1}
