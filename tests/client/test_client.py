@@ -166,7 +166,7 @@ def test_unsupported_language_is_an_error_then_done_failed(server_voice) -> None
     async def main():
         async with run_server(server_voice) as app, Client.connect(url(app)) as c:
             events = [e async for e in c.speak("太棒了主播加油")]
-            rejected = await c.synthesize("Hi.", emotion="happy")  # no done from the server
+            rejected = await c.synthesize("Hi.", emotion="bored")  # no done from the server
             return events, rejected
 
     events, rejected = run(main())
@@ -383,3 +383,24 @@ def test_a_stream_the_server_fails_frees_its_id_for_a_new_stream(server_voice):
     first, second = run(main())
     assert first.done.status == "failed"
     assert second.done.status == "completed" and second.num_samples > 0
+
+
+def test_emotion_options_reach_the_server_and_the_applied_emotion_comes_back(server_voice):
+    text = "I can't believe we finally beat the final boss."
+
+    async def main():
+        async with run_server(server_voice) as app, Client.connect(url(app)) as c:
+            caps = c.welcome.capabilities
+            plain, sad = await asyncio.gather(
+                c.synthesize(text, seed=3),
+                c.synthesize(text, emotion="伤心", intensity=1.0, volume=-3.0, seed=3),
+            )
+            return caps, plain, sad
+
+    caps, plain, sad = run(main())
+    assert "sad" in caps.emotions and caps.emotion_aliases["伤心"] == "sad"
+    assert (sad.emotion, sad.intensity) == ("sad", 1.0) and plain.emotion == "neutral"
+    # Sad is slower and quieter than the same text, same seed, said plainly.
+    assert sad.num_samples > 1.1 * plain.num_samples
+    rms = [float(np.sqrt(np.mean(r.samples() ** 2))) for r in (plain, sad)]
+    assert rms[1] < 0.6 * rms[0]

@@ -27,7 +27,7 @@ RATE = 22050
 # Smallest change at intensity 1 that counts as "moved", and how much a measure at
 # intensity 1 may fall short of the one at 0.5 before it no longer "grows" (the
 # pitch tracker's noise on ten sentences; see engine/measure.py).
-MIN_MOVE = {"f0_mean_st": 0.4, "f0_range_st": 0.3, "rate_phones_s": 0.2, "rms_db": 0.4,
+MIN_MOVE = {"f0_mean_st": 0.4, "f0_range_st": 0.2, "rate_phones_s": 0.2, "rms_db": 0.4,
             "pause_s": 0.01}  # fmt: skip
 GROWTH_SLACK = {"f0_mean_st": 0.2, "f0_range_st": 0.5, "rate_phones_s": 0.2, "rms_db": 0.2,
                 "pause_s": 0.02}  # fmt: skip
