@@ -392,8 +392,12 @@ def test_a_client_that_stops_reading_is_closed_and_others_keep_their_latency(ser
             for k in range(6):
                 await slow.send(speak(f"flood{k}", LONG))
             with_slow = await fast_first_audio(fast, 4, "busy")
-            # Give the server its timeout to notice, then read how the slow one ended.
-            await asyncio.sleep(2.5)
+            # Wait for the server to notice (its timeout, once the kernel's socket buffers
+            # and our 128 KiB are full), then read how the slow one ended. Reading earlier
+            # would drain the backlog and make it a client that merely lagged.
+            async with asyncio.timeout(60):
+                while len(app.connections) > 1 and not any(c.closing for c in app.connections):
+                    await asyncio.sleep(0.05)
             try:
                 async with asyncio.timeout(20):
                     while True:
