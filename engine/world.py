@@ -339,8 +339,9 @@ class StreamAdapter:
     WORLD works on whole signals, so each block is analysed with ``context_s``
     of real audio on both sides and resynthesized; consecutive blocks overlap
     by ``crossfade_s`` and are joined with a raised-cosine crossfade. Output
-    lags input by ``context_s`` (the look-ahead). Pitch-range scaling is centred
-    on ``center_hz`` (the voice's median) so that every block moves alike, and
+    lags input by ``context_s`` (the look-ahead, 60 ms: about one analysis window
+    of cheaptrick/d4c at the voice's lowest pitch) plus the crossfade. Pitch-range
+    scaling is centred on ``center_hz`` (the voice's median) so that every block moves alike, and
     phrase-end contours are placed by absolute sample position, so a block's
     boundaries never show in the pitch. A transform that only changes the
     level skips WORLD: the gain and the soft limiter apply with no look-ahead.
@@ -354,7 +355,7 @@ class StreamAdapter:
         transform: VoiceTransform,
         sample_rate: int,
         center_hz: float,
-        context_s: float = 0.1,
+        context_s: float = 0.06,
         crossfade_s: float = 0.02,
     ) -> None:
         if center_hz <= 0:
@@ -402,7 +403,9 @@ class StreamAdapter:
         return y if self.gain == 1.0 else soft_limit(y * np.float32(self.gain))
 
     def _emit(self, stop: int, final: bool) -> np.ndarray:
-        if stop - self.emitted < (0 if final else 2 * self.fade + int(0.05 * self.sample_rate)):
+        # Emit as soon as a crossfade's worth of new audio is final: the engine's first
+        # chunk (186 ms) must already give audio, or first audio waits a whole engine turn.
+        if stop - self.emitted < (0 if final else 2 * self.fade):
             return np.zeros(0, np.float32)
         lo = max(self.base, self.emitted - self.context)
         hi = self.base + len(self.buffer)

@@ -97,3 +97,14 @@ def test_a_rising_end_contour_raises_only_the_phrase_end(voice) -> None:
     rise = 12 * np.log2(yin_median(rising[tail], rate) / yin_median(flat[tail], rate))
     assert rise > 1.5, rise  # the quadratic reaches 6 st only at the very end
     assert abs(12 * np.log2(yin_median(rising[head], rate) / yin_median(flat[head], rate))) < 0.3
+
+
+def test_the_stage_gives_audio_for_the_engines_first_chunk(voice) -> None:
+    """First audio must not wait for a second engine turn: 186 ms in, audio out."""
+    stage = Expression.create(emotion="happy", center_hz=90.0).stage(voice.sample_rate)
+    assert stage is not None
+    (audio,) = voice.synthesize_texts([TEXT], SynthesisParams(seed=1))
+    first = stage.process(audio[: 16 * 256])  # the engine's first chunk: 16 frames
+    assert len(first) >= 0.08 * voice.sample_rate
+    rest = stage.process(audio[16 * 256 :])
+    assert len(first) + len(rest) + len(stage.flush()) == len(audio)
