@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -162,51 +163,61 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
 def dispatch(args: argparse.Namespace) -> int:
     """Run the parsed command; returns the exit status."""
     try:
-        if args.command == "serve":
-            from .__main__ import serve_until_signalled
-            from .config import Config
-
-            return serve_until_signalled(Config.from_args(args))
-        if args.command == "say":
-            from .say import run_say
-
-            return run_say(args)
-        if args.command == "emotions":
-            from .emotions_cli import run_emotions
-
-            return run_emotions(args)
-        if args.command == "client":
-            from .client_cli import run_client
-
-            return run_client(args)
-        if args.command == "bench" and args.target == "server":
-            from .loadgen import run_bench_server
-
-            return run_bench_server(args)
-        if args.command == "bench" and args.target == "engine":
-            from .bench import bench_engine, format_engine_report
-
-            report = bench_engine(args)
-            print(json.dumps(report, indent=2) if args.json else format_engine_report(report))
-            return 0
-        if args.command == "bench" and args.target == "emotions":
-            from .bench_emotions import bench_emotions, format_emotions_report
-
-            report = bench_emotions(args)
-            print(json.dumps(report, indent=2) if args.json else format_emotions_report(report))
-            return 0
-        if args.command == "bench" and args.target == "idle":
-            from .bench_idle import bench_idle
-
-            report = bench_idle(args.connections)
-            if args.json:
-                print(json.dumps(report, indent=2))
-            else:
-                print(f"{report['kib_per_idle_connection']:.1f} KiB per idle connection")
-            return 0
+        status = _dispatch(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
+        return status
+    except BrokenPipeError:  # e.g. `voxlive emotions --json | head`: the reader had enough
+        # Point stdout at devnull so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"voxlive: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "serve":
+        from .__main__ import serve_until_signalled
+        from .config import Config
+
+        return serve_until_signalled(Config.from_args(args))
+    if args.command == "say":
+        from .say import run_say
+
+        return run_say(args)
+    if args.command == "emotions":
+        from .emotions_cli import run_emotions
+
+        return run_emotions(args)
+    if args.command == "client":
+        from .client_cli import run_client
+
+        return run_client(args)
+    if args.command == "bench" and args.target == "server":
+        from .loadgen import run_bench_server
+
+        return run_bench_server(args)
+    if args.command == "bench" and args.target == "engine":
+        from .bench import bench_engine, format_engine_report
+
+        report = bench_engine(args)
+        print(json.dumps(report, indent=2) if args.json else format_engine_report(report))
+        return 0
+    if args.command == "bench" and args.target == "emotions":
+        from .bench_emotions import bench_emotions, format_emotions_report
+
+        report = bench_emotions(args)
+        print(json.dumps(report, indent=2) if args.json else format_emotions_report(report))
+        return 0
+    if args.command == "bench" and args.target == "idle":
+        from .bench_idle import bench_idle
+
+        report = bench_idle(args.connections)
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            print(f"{report['kib_per_idle_connection']:.1f} KiB per idle connection")
+        return 0
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -63,3 +63,22 @@ def test_it_answers_without_loading_the_engine() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)) == len(EMOTIONS)
+
+
+def test_a_reader_that_stops_early_gets_no_error() -> None:
+    """`voxlive emotions --json | head -3`: a reader that went away is not an error."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written: every write fails
+    code = "import sys; from server.cli import main; sys.exit(main(['emotions', '--json']))"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code], stdout=write, stderr=subprocess.PIPE, timeout=60
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 0 and b"Broken pipe" not in proc.stderr, proc.stderr
+    assert b"Error" not in proc.stderr, proc.stderr
