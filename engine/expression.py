@@ -25,7 +25,7 @@ from .frontend import FrontendResult
 from .voice import SynthesisParams, SynthesisRequest, Voice
 from .world import StreamAdapter, VoiceTransform
 
-__all__ = ["PAUSE_PHONEMES", "Expression", "pause_scales", "phrase_span", "render"]
+__all__ = ["PAUSE_PHONEMES", "Expression", "check_rate", "pause_scales", "phrase_span", "render"]
 
 PAUSE_PHONEMES = frozenset(",.!?;:—…")
 """Phonemes that are pauses (Piper's punctuation symbols)."""
@@ -114,6 +114,25 @@ class Expression:
         if self.transform is None:
             return None
         return StreamAdapter(self.transform, sample_rate, self.center_hz)
+
+
+def check_rate(expression: Expression, params: SynthesisParams, where: str = "") -> None:
+    """Refuse a speed that, with the emotion's own rate, leaves the engine's range.
+
+    The speed is the expression's and the base ``params``' together (callers put
+    it in either place).
+
+    Raises:
+        ValueError: the combined length scale is outside [0.25, 4] (names both causes).
+    """
+    try:
+        expression.params(params)
+    except ValueError as exc:
+        speed = expression.speed / params.length_scale
+        raise ValueError(
+            f"{where}speed {speed:g} with emotion {expression.emotion!r} at intensity "
+            f"{expression.intensity:g} is too far from normal ({exc})"
+        ) from None
 
 
 def render(

@@ -27,12 +27,12 @@ import numpy as np
 
 from .adapt import Fit, Probe, fit_transform, voice_statistics
 from .emotion import DEFAULT_INTENSITY
-from .expression import Expression, render
+from .expression import Expression, check_rate, render
 from .reference import decode_reference
 from .voice import SynthesisParams, Voice
-from .world import StreamAdapter, VoiceTransform, yin_median
+from .world import VoiceTransform, yin_median
 
-__all__ = ["PROBE_SENTENCE", "Synthesizer", "VoiceFit", "check_rate"]
+__all__ = ["PROBE_SENTENCE", "Synthesizer", "VoiceFit"]
 
 PROBE_SENTENCE = "Please call Stella and ask her to bring these things with her from the store."
 """What the bundled voice says when a transform is fitted (a phonetically rich classic)."""
@@ -247,10 +247,6 @@ class Synthesizer:
         pcm = np.clip(np.round(np.asarray(waveform, np.float32) * 32767), -32768, 32767)
         soundfile.write(str(path), pcm.astype(np.int16), self.sample_rate, subtype="PCM_16")
 
-    def adapt(self, audio: np.ndarray, transform: VoiceTransform | None) -> np.ndarray:
-        """Move the bundled voice's audio by ``transform`` (None: unchanged)."""
-        return self._adapt(audio, transform)
-
     # -- internals -------------------------------------------------------------------
 
     def _tools(self) -> tuple[Any, Probe]:
@@ -268,28 +264,6 @@ class Synthesizer:
                 [PROBE_SENTENCE], SynthesisParams.deterministic()
             )
         return self._probe_samples
-
-    def _adapt(self, audio: np.ndarray, transform: VoiceTransform | None) -> np.ndarray:
-        if transform is None:
-            return audio  # the bundled voice: no WORLD pass at all
-        adapter = StreamAdapter(transform, self.sample_rate, self.pitch_center_hz())
-        return np.concatenate([adapter.process(audio), adapter.flush()])
-
-
-def check_rate(expression: Expression, params: SynthesisParams, where: str = "") -> None:
-    """Refuse a speed that, with the emotion's own rate, leaves the engine's range.
-
-    Raises:
-        ValueError: the combined length scale is outside [0.25, 4] (names both causes).
-    """
-    try:
-        expression.params(params)
-    except ValueError as exc:
-        rate = 1.0 / params.length_scale
-        raise ValueError(
-            f"{where}speed {rate:g} with emotion {expression.emotion!r} at intensity "
-            f"{expression.intensity:g} is too far from normal ({exc})"
-        ) from None
 
 
 def _reference_bytes(ref: ReferenceAudio) -> bytes:

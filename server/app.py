@@ -23,7 +23,7 @@ from websockets.http11 import Request, Response
 from engine.adapt import Probe
 from engine.chunking import ChunkSchedule
 from engine.emotion import EMOTIONS, SYNONYMS
-from engine.expression import Expression
+from engine.expression import Expression, check_rate
 from engine.speaker import SpeakerEncoder
 from engine.synthesizer import PROBE_SENTENCE
 from engine.voice import SynthesisParams, Voice
@@ -107,13 +107,7 @@ class App:
             volume_db=options.volume,
             center_hz=self.center_hz,
         )
-        try:
-            expression.params(SynthesisParams())
-        except ValueError as exc:  # e.g. speed 4 and an emotion that speeds up further
-            raise ValueError(
-                f"speed {options.speed:g} with emotion {expression.emotion} at intensity "
-                f"{options.intensity:g} leaves the voice's range: {exc}"
-            ) from None
+        check_rate(expression, SynthesisParams())  # e.g. speed 4 and an excited voice
         return expression
 
     def next_stream(self) -> StreamId:

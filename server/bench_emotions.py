@@ -134,8 +134,7 @@ def bench_emotions(args: argparse.Namespace) -> dict[str, object]:
             raise ValueError(f"--intensities must be in (0, 1], got {k}")
     started = time.perf_counter()
     synth = Synthesizer(device=args.device, precision=args.precision)
-    _, probe = synth._tools()
-    center = probe.stats["f0_median_hz"]
+    center = synth.pitch_center_hz()
     voices: dict[str, VoiceTransform | None] = {"default": None}
     fits: dict[str, object] = {}
     if args.voice is not None:

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.emotion import EMOTIONS
-from engine.expression import PAUSE_PHONEMES, render
+from engine.expression import PAUSE_PHONEMES, check_rate, render
 from engine.frontend import FrontendResult, TextError
 from engine.measure import ProsodyMeasure, measure
-from engine.synthesizer import Synthesizer, check_rate
+from engine.synthesizer import Synthesizer
 from engine.voice import SynthesisParams
 from engine.world import VoiceTransform
 

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from engine.emotion import DEFAULT_INTENSITY, resolve
-from engine.expression import Expression, render
+from engine.expression import Expression, check_rate, render
 from engine.frontend import FrontendResult, TextError
 from engine.reference import ReferenceAudioError
-from engine.synthesizer import Synthesizer, check_rate
+from engine.synthesizer import Synthesizer
 from engine.voice import SynthesisParams
 
 from .audio import write_wav
