@@ -82,3 +82,15 @@ def test_a_reader_that_stops_early_gets_no_error() -> None:
         os.close(write)
     assert proc.returncode == 0 and b"Broken pipe" not in proc.stderr, proc.stderr
     assert b"Error" not in proc.stderr, proc.stderr
+
+
+def test_bench_emotions_reports_each_emotions_change_and_both_rtfs(capsys) -> None:
+    argv = ["bench", "emotions", "--sentences", "1", "--intensities", "1", "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sentences"] == 1 and report["intensities"] == [1.0]
+    table = report["voices"]["default"]
+    assert set(table["change"]) == set(EMOTIONS) - {"neutral"}
+    sad, excited = table["change"]["sad"]["1.0"], table["change"]["excited"]["1.0"]
+    assert sad["rate_phones_s"] < 0 < excited["rate_phones_s"] and sad["rms_db"] < 0
+    assert report["rtf"]["engine"] > 0 and report["rtf"]["world_stage"] > 0
