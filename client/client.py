@@ -7,8 +7,8 @@ Each utterance is an async iterator of events that ends with its ``done``::
 
     import asyncio
 
-    from client import Client
-    from protocol.messages import AudioFrame
+    from voxlive.client import Client
+    from voxlive.protocol.messages import AudioFrame
 
     async def main() -> None:
         async with Client.connect("ws://127.0.0.1:8765") as c:
@@ -65,9 +65,9 @@ from typing import Any, Final, Self, TypedDict, TypeVar, Unpack, assert_never
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from protocol.codec import SAMPLE_WIDTH, decode_server, encode_client
-from protocol.errors import ProtocolError
-from protocol.messages import (
+from voxlive.protocol.codec import SAMPLE_WIDTH, decode_server, encode_client
+from voxlive.protocol.errors import ProtocolError
+from voxlive.protocol.messages import (
     AudioFrame,
     AudioSpec,
     Cancel,
@@ -89,7 +89,7 @@ from protocol.messages import (
     VoiceRegister,
     Welcome,
 )
-from protocol.types import (
+from voxlive.protocol.types import (
     PROTOCOL_VERSION,
     AudioFormat,
     CloseCode,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from protocol.codec import SAMPLE_WIDTH
-from protocol.messages import Done, Error, Marks, Started
-from protocol.types import AudioFormat, UtteranceId
+from voxlive.protocol.codec import SAMPLE_WIDTH
+from voxlive.protocol.messages import Done, Error, Marks, Started
+from voxlive.protocol.types import AudioFormat, UtteranceId
 
 __all__ = ["Result"]
 

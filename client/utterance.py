@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Self, assert_never
 
-from protocol.messages import (
+from voxlive.protocol.messages import (
     Append,
     AudioFrame,
     Done,
@@ -23,7 +23,7 @@ from protocol.messages import (
     SpeakOptions,
     Started,
 )
-from protocol.types import StreamId, UtteranceId
+from voxlive.protocol.types import StreamId, UtteranceId
 
 from .errors import ClientError
 from .result import Result

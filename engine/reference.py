@@ -40,7 +40,7 @@ from typing import Final, Literal
 import numpy as np
 import soundfile as sf  # type: ignore[import-untyped]  # ships no py.typed
 
-from engine.resample import StreamResampler
+from .resample import StreamResampler
 
 __all__ = [
     "ACCEPTED_FORMATS",

@@ -20,15 +20,15 @@ from http import HTTPStatus
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from engine.adapt import Probe
-from engine.chunking import ChunkSchedule
-from engine.emotion import EMOTIONS, SYNONYMS
-from engine.expression import Expression, check_rate
-from engine.speaker import SpeakerEncoder
-from engine.synthesizer import PROBE_SENTENCE
-from engine.voice import SynthesisParams, Voice
-from protocol.messages import Capabilities, Limits, SpeakOptions
-from protocol.types import CloseCode, StreamId
+from voxlive.engine.adapt import Probe
+from voxlive.engine.chunking import ChunkSchedule
+from voxlive.engine.emotion import EMOTIONS, SYNONYMS
+from voxlive.engine.expression import Expression, check_rate
+from voxlive.engine.speaker import SpeakerEncoder
+from voxlive.engine.synthesizer import PROBE_SENTENCE
+from voxlive.engine.voice import SynthesisParams, Voice
+from voxlive.protocol.messages import Capabilities, Limits, SpeakOptions
+from voxlive.protocol.types import CloseCode, StreamId
 
 from .batcher import Batcher
 from .config import Config

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
-from engine.chunking import ChunkSchedule
-from engine.voice import AudioChunk, ItemStream, SynthesisRequest, Voice
+from voxlive.engine.chunking import ChunkSchedule
+from voxlive.engine.voice import AudioChunk, ItemStream, SynthesisRequest, Voice
 
 __all__ = ["Batcher", "Job", "Overloaded", "Sink", "PRIORITIES"]
 

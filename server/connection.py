@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from protocol.messages import (
+from voxlive.protocol.messages import (
     Append,
     Cancel,
     Done,
@@ -37,8 +37,8 @@ from protocol.messages import (
     VoiceReady,
     VoiceRegister,
 )
-from protocol.session import Session
-from protocol.types import CloseCode, UtteranceId
+from voxlive.protocol.session import Session
+from voxlive.protocol.types import CloseCode, UtteranceId
 
 from .utterance import Utterance
 from .voices import RegistrationError, summary_of

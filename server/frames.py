@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocol.messages import AudioFrame
-from protocol.types import AudioFormat, StreamId
+from voxlive.protocol.messages import AudioFrame
+from voxlive.protocol.types import AudioFormat, StreamId
 
 __all__ = ["Packetizer", "encode_pcm"]
 

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from engine.expression import Expression, phrase_span
-from engine.frontend import FrontendResult, Sentence, TextError
-from engine.resample import StreamResampler
-from engine.voice import AudioChunk, SynthesisParams, SynthesisRequest
-from engine.world import StreamAdapter, VoiceTransform
-from protocol.messages import AudioFrame, Done, Error, Marks, Phoneme, SpeakOptions, Word
-from protocol.types import Status, StreamId, UtteranceId
+from voxlive.engine.expression import Expression, phrase_span
+from voxlive.engine.frontend import FrontendResult, Sentence, TextError
+from voxlive.engine.resample import StreamResampler
+from voxlive.engine.voice import AudioChunk, SynthesisParams, SynthesisRequest
+from voxlive.engine.world import StreamAdapter, VoiceTransform
+from voxlive.protocol.messages import AudioFrame, Done, Error, Marks, Phoneme, SpeakOptions, Word
+from voxlive.protocol.types import Status, StreamId, UtteranceId
 
 from .batcher import PRIORITIES, FinishStatus, Job, Overloaded
 from .frames import Packetizer

@@ -24,12 +24,17 @@ from typing import Final
 
 import numpy as np
 
-from engine.adapt import Probe, fit_transform, voice_statistics
-from engine.reference import Reference, ReferenceAudioError, ReferenceLimits, decode_reference
-from engine.speaker import SpeakerEncoder
-from engine.world import VoiceTransform
-from protocol.messages import VoiceInfo, VoiceRegister, VoiceSummary
-from protocol.types import ErrorCode
+from voxlive.engine.adapt import Probe, fit_transform, voice_statistics
+from voxlive.engine.reference import (
+    Reference,
+    ReferenceAudioError,
+    ReferenceLimits,
+    decode_reference,
+)
+from voxlive.engine.speaker import SpeakerEncoder
+from voxlive.engine.world import VoiceTransform
+from voxlive.protocol.messages import VoiceInfo, VoiceRegister, VoiceSummary
+from voxlive.protocol.types import ErrorCode
 
 from .store import VoiceProfile, VoiceStore
 

@@ -7,6 +7,14 @@ import pytest
 
 @pytest.fixture(scope="session")
 def voice():
-    from engine.voice import Voice
+    from voxlive.engine.voice import Voice
+
+    return Voice.load()
+
+
+@pytest.fixture(scope="session")
+def server_voice():
+    """The server's own voice: the engine thread must not share one with other tests."""
+    from voxlive.engine.voice import Voice
 
     return Voice.load()

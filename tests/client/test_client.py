@@ -12,9 +12,10 @@ import pytest
 import soundfile
 from websockets.asyncio.server import serve
 
-from client import Client, ClientError
-from protocol.codec import decode_client, encode_audio_frame, encode_server
-from protocol.messages import (
+from voxlive.cli.parser import main as cli_main
+from voxlive.client import Client, ClientError
+from voxlive.protocol.codec import decode_client, encode_audio_frame, encode_server
+from voxlive.protocol.messages import (
     AudioFrame,
     AudioSpec,
     Capabilities,
@@ -25,9 +26,9 @@ from protocol.messages import (
     Started,
     Welcome,
 )
-from protocol.types import StreamId
-from server.cli import main as cli_main
-from tests.server.conftest import run, run_server, url
+from voxlive.protocol.types import StreamId
+
+from ..server.harness import run, run_server, url
 
 LSB = 1 / 32768
 

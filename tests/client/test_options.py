@@ -12,9 +12,12 @@ from typing import TypeVar
 
 import pytest
 
-from client import Client, Result
-from protocol.codec import decode_client, encode_audio_frame, encode_server
-from protocol.messages import (
+from voxlive.cli.client import options_from_args
+from voxlive.cli.parser import build_parser
+from voxlive.cli.parser import main as cli_main
+from voxlive.client import Client, Result
+from voxlive.protocol.codec import decode_client, encode_audio_frame, encode_server
+from voxlive.protocol.messages import (
     Append,
     AudioFrame,
     AudioSpec,
@@ -28,10 +31,7 @@ from protocol.messages import (
     Started,
     Welcome,
 )
-from protocol.types import StreamId, UtteranceId
-from server.cli import build_parser
-from server.cli import main as cli_main
-from server.client_cli import options_from_args
+from voxlive.protocol.types import StreamId, UtteranceId
 
 WELCOME = Welcome(
     1,

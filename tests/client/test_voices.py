@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf  # type: ignore[import-untyped]
 
-from client import Client, ClientError
-from engine.voice import SynthesisParams
-from server.cli import main as cli_main
-from tests.server.conftest import run, run_server, url
+from voxlive.cli.parser import main as cli_main
+from voxlive.client import Client, ClientError
+from voxlive.engine.voice import SynthesisParams
+
+from ..server.harness import run, run_server, url
 
 RATE = 22050
 

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.chunking import ChunkSchedule, chunk_bounds, decoder_context, flow_context, windows
+from voxlive.engine.chunking import (
+    ChunkSchedule,
+    chunk_bounds,
+    decoder_context,
+    flow_context,
+    windows,
+)
 
 
 def test_decoder_context_of_the_medium_voice_is_twelve_frames() -> None:

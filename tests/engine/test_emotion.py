@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.emotion import EMOTIONS, prosody, resolve
+from voxlive.engine.emotion import EMOTIONS, prosody, resolve
 
 REQUIRED = ["neutral", "happy", "excited", "sad", "angry", "calm", "surprised", "fearful"]
 

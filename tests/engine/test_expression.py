@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.expression import Expression, pause_scales, phrase_span, render
-from engine.voice import SynthesisParams
-from engine.world import VoiceTransform
+from voxlive.engine.expression import Expression, pause_scales, phrase_span, render
+from voxlive.engine.voice import SynthesisParams
+from voxlive.engine.world import VoiceTransform
 
 TEXT = "Well, I think so; but let me check the map first."
 
@@ -74,7 +74,7 @@ def test_an_unknown_emotion_lists_the_supported_ones() -> None:
 
 
 def test_a_rising_end_contour_raises_only_the_phrase_end(voice) -> None:
-    from engine.world import StreamAdapter, yin_median
+    from voxlive.engine.world import StreamAdapter, yin_median
 
     rate = voice.sample_rate
     text = "We will all meet again by the river tomorrow."  # ends voiced: pitch to track

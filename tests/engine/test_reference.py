@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import soundfile as sf  # type: ignore[import-untyped]  # ships no py.typed
 
-from engine import reference
-from engine.reference import Reference, ReferenceLimits, decode_reference
-from engine.resample import resample
-from engine.voice import SynthesisParams
+from voxlive.engine import reference
+from voxlive.engine.reference import Reference, ReferenceLimits, decode_reference
+from voxlive.engine.resample import resample
+from voxlive.engine.voice import SynthesisParams
 
 VOICE_RATE = 22050
 SENTENCES = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.resample import StreamResampler, resample
+from voxlive.engine.resample import StreamResampler, resample
 
 RATE = 22050
 

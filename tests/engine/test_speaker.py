@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.resample import resample
-from engine.speaker import SpeakerEncoder, cosine, normalize_volume, partial_starts
-from engine.voice import SynthesisParams
+from voxlive.engine.resample import resample
+from voxlive.engine.speaker import SpeakerEncoder, cosine, normalize_volume, partial_starts
+from voxlive.engine.voice import SynthesisParams
 
 VOICE_RATE = 22050
 RATE = 16000
@@ -206,7 +206,7 @@ def test_missing_weights_are_reported(tmp_path, monkeypatch) -> None:
 
 def test_loading_imports_neither_resemblyzer_nor_librosa() -> None:
     code = (
-        "import sys; from engine.speaker import SpeakerEncoder; SpeakerEncoder.load(); "
+        "import sys; from voxlive.engine.speaker import SpeakerEncoder; SpeakerEncoder.load(); "
         "print(sorted({'resemblyzer', 'librosa', 'webrtcvad'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

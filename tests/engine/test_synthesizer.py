@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from engine.synthesizer import Synthesizer
-from engine.voice import SynthesisParams
-from engine.world import VoiceTransform, analyze, apply, synthesize, yin_median
+from voxlive.engine.synthesizer import Synthesizer
+from voxlive.engine.voice import SynthesisParams
+from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize, yin_median
 
 RATE = 22050
 REFERENCE_TEXT = (
@@ -97,8 +97,8 @@ def test_emotions_are_spoken_and_synonyms_in_english_and_chinese_are_the_same(sy
 def test_only_a_world_stage_pays_for_the_pitch_centre(synth, monkeypatch) -> None:
     """Neutral speech (even louder or softer) never synthesizes the probe sentence;
     emotions do, once."""
-    from engine.synthesizer import PROBE_SENTENCE
-    from engine.voice import Voice
+    from voxlive.engine.synthesizer import PROBE_SENTENCE
+    from voxlive.engine.voice import Voice
 
     monkeypatch.setattr(Voice, "load", classmethod(lambda cls, *a, **k: synth.voice))
     fresh = Synthesizer()
@@ -120,7 +120,7 @@ def test_only_a_world_stage_pays_for_the_pitch_centre(synth, monkeypatch) -> Non
 
 
 def test_an_unknown_emotion_is_refused_with_the_supported_list(synth) -> None:
-    from engine.emotion import EMOTIONS
+    from voxlive.engine.emotion import EMOTIONS
 
     with pytest.raises(ValueError, match="unknown emotion 'bored'") as caught:
         synth.tts("Hi.", emotion="bored")
@@ -180,7 +180,7 @@ def test_an_emotion_and_a_reference_voice_apply_together(synth, reference_wav) -
 
 
 def test_a_bad_reference_gets_its_error_code(synth) -> None:
-    from engine.reference import ReferenceAudioError
+    from voxlive.engine.reference import ReferenceAudioError
 
     with pytest.raises(ReferenceAudioError) as caught:
         synth.tts("Hi.", reference_audio=b"not audio at all")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.chunking import ChunkSchedule
-from engine.voice import SynthesisParams, SynthesisRequest
+from voxlive.engine.chunking import ChunkSchedule
+from voxlive.engine.voice import SynthesisParams, SynthesisRequest
 
 from .sentences import SENTENCES
 
@@ -38,7 +38,7 @@ def piper_ids(voice):
 def onnx_audio(piper_ids):
     import onnxruntime
 
-    from engine.loader import default_voice_files
+    from voxlive.engine.loader import default_voice_files
 
     session = onnxruntime.InferenceSession(
         str(default_voice_files().model), providers=["CPUExecutionProvider"]
@@ -161,7 +161,7 @@ def test_phoneme_durations_add_up_to_the_audio_length(voice, piper_ids, alone) -
 
 
 def test_pcm16_is_little_endian_and_clipped(voice) -> None:
-    from engine.voice import AudioChunk
+    from voxlive.engine.voice import AudioChunk
 
     chunk = AudioChunk(
         item=0, samples=np.array([0.0, 1.0, -1.5, 0.5], np.float32), offset=0, is_last=True

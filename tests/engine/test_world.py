@@ -7,9 +7,17 @@ import warnings
 import numpy as np
 import pytest
 
-from engine.adapt import Probe, fit_transform, voice_statistics
-from engine.voice import SynthesisParams
-from engine.world import VoiceTransform, analyze, apply, pyworld, synthesize, track_f0, yin_median
+from voxlive.engine.adapt import Probe, fit_transform, voice_statistics
+from voxlive.engine.voice import SynthesisParams
+from voxlive.engine.world import (
+    VoiceTransform,
+    analyze,
+    apply,
+    pyworld,
+    synthesize,
+    track_f0,
+    yin_median,
+)
 
 RATE = 22050
 PROBE = "Please call Stella and ask her to bring these things with her from the store."
@@ -26,7 +34,7 @@ TRUTHS = [
 
 @pytest.fixture(scope="module")
 def encoder():
-    from engine.speaker import SpeakerEncoder
+    from voxlive.engine.speaker import SpeakerEncoder
 
     return SpeakerEncoder.load()
 
@@ -107,7 +115,7 @@ def _stream(adapter, audio, sizes=(4096, 8192, 16384, 32768)):
 
 
 def test_streamed_adaptation_keeps_length_moves_pitch_and_has_no_seams(reference_analysis):
-    from engine.world import StreamAdapter
+    from voxlive.engine.world import StreamAdapter
 
     audio, _ = reference_analysis
     adapter = StreamAdapter(VoiceTransform(f0_shift_st=4.0, formant_scale=1.1), RATE, 88.0)
@@ -123,7 +131,7 @@ def test_streamed_adaptation_keeps_length_moves_pitch_and_has_no_seams(reference
 
 @pytest.mark.slow
 def test_adapted_speech_stays_intelligible(voice):
-    from engine.world import StreamAdapter
+    from voxlive.engine.world import StreamAdapter
 
     from ..judge import load_whisper, transcribe, wer
     from .sentences import SENTENCES

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import msgpack  # type: ignore[import-untyped]
 
-from protocol import (
+from voxlive.protocol import (
     AudioFrame,
     Capabilities,
     ClientMessage,

@@ -7,7 +7,7 @@ import json
 import msgpack  # type: ignore[import-untyped]
 import pytest
 
-from protocol import (
+from voxlive.protocol import (
     Append,
     AudioFrame,
     AudioSpec,
@@ -40,7 +40,7 @@ from protocol import (
     encode_client,
     encode_server,
 )
-from protocol.codec import parse_client
+from voxlive.protocol.codec import parse_client
 
 from .helpers import raw, uid
 

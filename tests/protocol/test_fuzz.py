@@ -14,7 +14,7 @@ import msgpack  # type: ignore[import-untyped]
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol import (
+from voxlive.protocol import (
     Capabilities,
     Done,
     Error,
@@ -24,7 +24,7 @@ from protocol import (
     VoiceReady,
     Welcome,
 )
-from protocol.schema import OPTION_FIELDS
+from voxlive.protocol.schema import OPTION_FIELDS
 
 from .helpers import CAPS, decode_all, open_session, uid
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from protocol import Capabilities, Limits, encode_client, encode_server
-from protocol.fields import show
+from voxlive.protocol import Capabilities, Limits, encode_client, encode_server
+from voxlive.protocol.fields import show
 
 
 @pytest.mark.parametrize("field", ["max_message_bytes", "max_text_chars", "max_inflight"])

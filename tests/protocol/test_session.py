@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from protocol import (
+from voxlive.protocol import (
     Append,
     AudioSpec,
     AuthFailed,

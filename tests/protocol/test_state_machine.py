@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from protocol import CloseCode, Error, Hello, Limits, Session, Speak, State, Welcome
-from protocol.session import TRANSITIONS, Trigger
+from voxlive.protocol import CloseCode, Error, Hello, Limits, Session, Speak, State, Welcome
+from voxlive.protocol.session import TRANSITIONS, Trigger
 
 from .helpers import CAPS, decode_all, encode, raw, uid
 

@@ -7,7 +7,7 @@ import json
 import msgpack  # type: ignore[import-untyped]
 import pytest
 
-from protocol import (
+from voxlive.protocol import (
     Append,
     AudioSpec,
     Cancel,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from protocol import (
+from voxlive.protocol import (
     Capabilities,
     Error,
     InvalidState,
@@ -267,7 +267,7 @@ def test_without_registration_an_unknown_speak_voice_stays_unsupported() -> None
 
 
 def test_voice_output_after_close_is_dropped() -> None:
-    from protocol import CloseCode
+    from voxlive.protocol import CloseCode
 
     session = voice_session()
     session.receive_data(encode(chunk("r1", b"x")))

@@ -10,11 +10,11 @@ import asyncio
 
 import numpy as np
 
-from engine.expression import PAUSE_PHONEMES, Expression, render
-from engine.measure import measure
-from engine.voice import SynthesisParams
-from protocol.codec import decode_server, encode_client
-from protocol.messages import (
+from voxlive.engine.expression import PAUSE_PHONEMES, Expression, render
+from voxlive.engine.measure import measure
+from voxlive.engine.voice import SynthesisParams
+from voxlive.protocol.codec import decode_server, encode_client
+from voxlive.protocol.messages import (
     Append,
     AudioFrame,
     Done,
@@ -24,9 +24,9 @@ from protocol.messages import (
     SpeakOptions,
     Started,
 )
-from protocol.types import UtteranceId
+from voxlive.protocol.types import UtteranceId
 
-from .conftest import collect, open_session, run, run_server
+from .harness import collect, open_session, run, run_server
 
 RATE = 22050
 TEXT = "Thank you so much for the twenty gifted subscriptions, you are amazing."
@@ -153,7 +153,7 @@ def test_streamed_emotional_text_has_no_clicks_at_the_seams(server_voice):
 
 
 def test_an_emotion_in_a_registered_voice_moves_that_voice(server_voice):
-    from engine.world import VoiceTransform, analyze, apply, synthesize
+    from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize
 
     from .test_voices import SENTENCES, encode, register
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from engine.voice import SynthesisParams
-from protocol.codec import decode_server, encode_client
-from protocol.messages import (
+from voxlive.engine.voice import SynthesisParams
+from voxlive.protocol.codec import decode_server, encode_client
+from voxlive.protocol.messages import (
     Append,
     AudioFrame,
     AudioSpec,
@@ -25,9 +25,9 @@ from protocol.messages import (
     SpeakOptions,
     Started,
 )
-from protocol.types import CloseCode
+from voxlive.protocol.types import CloseCode
 
-from .conftest import collect, open_session, run, run_server
+from .harness import collect, open_session, run, run_server
 
 TEXTS = [
     "Thanks for the follow!",
@@ -333,9 +333,9 @@ def test_a_bad_token_is_refused_with_4003(server_voice, token):
         async with run_server(server_voice, token="sesame") as app:
             from websockets.asyncio.client import connect
 
-            from protocol.messages import Hello
+            from voxlive.protocol.messages import Hello
 
-            from .conftest import url
+            from .harness import url
 
             ws = await connect(url(app))
             await ws.send(encode_client(Hello(version=1, token=token)))
@@ -357,9 +357,9 @@ def test_a_client_that_stops_reading_is_closed_and_others_keep_their_latency(ser
     """The batcher never waits on a socket: a stalled reader only fills its own buffer."""
     from websockets.asyncio.client import connect
 
-    from protocol.messages import Hello
+    from voxlive.protocol.messages import Hello
 
-    from .conftest import url
+    from .harness import url
 
     async def fast_first_audio(ws, n: int, tag: str) -> list[float]:
         latencies = []

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.store import MemoryVoiceStore, RedisVoiceStore, VoiceProfile
+from voxlive.server.store import MemoryVoiceStore, RedisVoiceStore, VoiceProfile
 
 from .redis_server import redis_server
 

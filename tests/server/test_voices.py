@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import soundfile as sf  # type: ignore[import-untyped]
 
-from engine.voice import SynthesisParams
-from protocol.codec import decode_server, encode_client
-from protocol.messages import (
+from voxlive.engine.voice import SynthesisParams
+from voxlive.protocol.codec import decode_server, encode_client
+from voxlive.protocol.messages import (
     AudioFrame,
     Done,
     Error,
@@ -32,11 +32,11 @@ from protocol.messages import (
     VoiceReady,
     VoiceRegister,
 )
-from protocol.types import UtteranceId
-from server.store import MemoryVoiceStore
-from server.voices import Voices
+from voxlive.protocol.types import UtteranceId
+from voxlive.server.store import MemoryVoiceStore
+from voxlive.server.voices import Voices
 
-from .conftest import open_session, run, run_server, shared_speaker
+from .harness import open_session, run, run_server, shared_speaker
 from .redis_server import redis_server
 
 RATE = 22050
@@ -238,7 +238,7 @@ def test_speaking_an_unknown_voice_fails_with_unknown_voice(server_voice):
 
 
 def test_speaking_a_registered_voice_moves_the_bundled_voice_toward_it(server_voice, clip):
-    from engine.world import VoiceTransform, analyze, apply, synthesize, yin_median
+    from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize, yin_median
 
     # A synthetic speaker with known ground truth: 5 semitones up, formants x 1.12.
     truth = VoiceTransform(f0_shift_st=5.0, formant_scale=1.12)

@@ -8,10 +8,10 @@ import socket
 
 import pytest
 
-from server.cli import main as cli_main
-from server.loadgen import Sample, format_report, run_load, summarize
+from voxlive.bench.server import Sample, format_report, run_load, summarize
+from voxlive.cli.parser import main as cli_main
 
-from .conftest import run, run_server, url
+from ..server.harness import run, run_server, url
 
 SHORT = ["Hello chat!", "Thanks for the follow.", "Good game, everyone.", "See you soon."]
 KEYS = {"completed", "errors", "utterances_per_s", "first_audio_ms", "total_ms", "rtf"}

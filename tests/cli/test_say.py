@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from engine.emotion import EMOTIONS
-from engine.voice import SynthesisParams, Voice
-from engine.world import yin_median
-from server.cli import main
+from voxlive.cli.parser import main
+from voxlive.engine.emotion import EMOTIONS
+from voxlive.engine.voice import SynthesisParams, Voice
+from voxlive.engine.world import yin_median
 
 RATE = 22050
 
@@ -140,7 +140,7 @@ def test_file_lines_take_the_emotion_and_bad_lines_are_still_reported(
 
 
 def test_a_reference_voice_and_an_emotion_apply_together(tmp_path, shared_voice) -> None:
-    from engine.world import VoiceTransform, analyze, apply, synthesize
+    from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize
 
     long_text = (
         "The old library at the end of the street opens early in the morning. "

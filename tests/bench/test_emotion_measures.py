@@ -13,10 +13,10 @@ import math
 import numpy as np
 import pytest
 
-from engine.emotion import EMOTIONS
-from engine.voice import SynthesisParams
-from engine.world import VoiceTransform, analyze, apply, synthesize
-from server.bench_emotions import SENTENCES, EmotionRun, run_emotions
+from voxlive.bench.emotions import SENTENCES, EmotionRun, run_emotions
+from voxlive.engine.emotion import EMOTIONS
+from voxlive.engine.voice import SynthesisParams
+from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize
 
 from ..judge import load_whisper, transcribe, wer
 
@@ -48,8 +48,8 @@ def expected_directions(name: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def center_hz(voice) -> float:
-    from engine.adapt import Probe
-    from engine.synthesizer import PROBE_SENTENCE
+    from voxlive.engine.adapt import Probe
+    from voxlive.engine.synthesizer import PROBE_SENTENCE
 
     (probe,) = voice.synthesize_texts([PROBE_SENTENCE], SynthesisParams.deterministic())
     return Probe.from_audio(probe, voice.sample_rate).stats["f0_median_hz"]
@@ -63,7 +63,7 @@ def default_run(voice, center_hz) -> EmotionRun:
 @pytest.fixture(scope="module")
 def registered_run(voice, center_hz) -> EmotionRun:
     """A registered voice: a synthetic speaker 3 st higher with a shorter vocal tract, fitted."""
-    from engine.synthesizer import Synthesizer
+    from voxlive.engine.synthesizer import Synthesizer
 
     speech = voice.synthesize_texts(SENTENCES[10:12] + TEXTS[:2], SynthesisParams(seed=9))
     pause = np.zeros(RATE // 2, np.float32)

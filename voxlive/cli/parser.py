@@ -177,8 +177,9 @@ def dispatch(args: argparse.Namespace) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
-        from .__main__ import serve_until_signalled
-        from .config import Config
+        from voxlive.server.config import Config
+
+        from .serve import serve_until_signalled
 
         return serve_until_signalled(Config.from_args(args))
     if args.command == "say":
@@ -186,31 +187,31 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_say(args)
     if args.command == "emotions":
-        from .emotions_cli import run_emotions
+        from .emotions import run_emotions
 
         return run_emotions(args)
     if args.command == "client":
-        from .client_cli import run_client
+        from .client import run_client
 
         return run_client(args)
     if args.command == "bench" and args.target == "server":
-        from .loadgen import run_bench_server
+        from voxlive.bench.server import run_bench_server
 
         return run_bench_server(args)
     if args.command == "bench" and args.target == "engine":
-        from .bench import bench_engine, format_engine_report
+        from voxlive.bench.engine import bench_engine, format_engine_report
 
         report = bench_engine(args)
         print(json.dumps(report, indent=2) if args.json else format_engine_report(report))
         return 0
     if args.command == "bench" and args.target == "emotions":
-        from .bench_emotions import bench_emotions, format_emotions_report
+        from voxlive.bench.emotions import bench_emotions, format_emotions_report
 
         report = bench_emotions(args)
         print(json.dumps(report, indent=2) if args.json else format_emotions_report(report))
         return 0
     if args.command == "bench" and args.target == "idle":
-        from .bench_idle import bench_idle
+        from voxlive.bench.idle import bench_idle
 
         report = bench_idle(args.connections)
         if args.json:

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.emotion import EMOTIONS
-from engine.expression import PAUSE_PHONEMES, Expression, render
-from engine.frontend import FrontendResult
-from engine.measure import ProsodyMeasure, measure
-from engine.voice import SynthesisParams, Voice
-from engine.world import VoiceTransform
+from voxlive.engine.emotion import EMOTIONS
+from voxlive.engine.expression import PAUSE_PHONEMES, Expression, render
+from voxlive.engine.frontend import FrontendResult
+from voxlive.engine.measure import ProsodyMeasure, measure
+from voxlive.engine.voice import SynthesisParams, Voice
+from voxlive.engine.world import VoiceTransform
 
 __all__ = ["MEASURES", "SENTENCES", "EmotionRun", "bench_emotions", "run_emotions"]
 
@@ -122,7 +122,7 @@ def run_emotions(
 
 def bench_emotions(args: argparse.Namespace) -> dict[str, object]:
     """The ``voxlive bench emotions`` report (JSON-ready)."""
-    from engine.synthesizer import Synthesizer
+    from voxlive.engine.synthesizer import Synthesizer
 
     texts = SENTENCES[: args.sentences]
     if args.texts is not None:

@@ -4,7 +4,7 @@ Every utterance goes through :func:`engine.expression.render`: the emotion's
 rate and pauses in the engine, its pitch, loudness and voice quality (plus
 ``--pitch``/``--volume`` and a ``--voice`` reference's adaptation) in one WORLD
 pass. Without any of those the samples are the engine's own, bit for bit.
-``--demo-grid`` renders one sentence in every emotion (``server/demo_grid.py``).
+``--demo-grid`` renders one sentence in every emotion (``voxlive/cli/demo_grid.py``).
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.emotion import DEFAULT_INTENSITY, resolve
-from engine.expression import Expression, check_rate, render
-from engine.frontend import FrontendResult, TextError
-from engine.reference import ReferenceAudioError
-from engine.synthesizer import Synthesizer
-from engine.voice import SynthesisParams
+from voxlive.engine.emotion import DEFAULT_INTENSITY, resolve
+from voxlive.engine.expression import Expression, check_rate, render
+from voxlive.engine.frontend import FrontendResult, TextError
+from voxlive.engine.reference import ReferenceAudioError
+from voxlive.engine.synthesizer import Synthesizer
+from voxlive.engine.voice import SynthesisParams
 
-from .audio import write_wav
 from .demo_grid import grid_clips, run_demo_grid
+from .wav import write_wav
 
 __all__ = ["check_say_args", "controls_from_args", "params_from_args", "run_say"]
 

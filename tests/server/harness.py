@@ -1,4 +1,4 @@
-"""A real server on a free port, and a minimal raw-protocol client for tests."""
+"""A real server on a free port, and a minimal raw-protocol client, for tests."""
 
 from __future__ import annotations
 
@@ -7,21 +7,14 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator
 
-import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from engine.speaker import SpeakerEncoder
-from engine.voice import Voice
-from protocol.codec import decode_server, encode_client
-from protocol.messages import AudioFrame, AudioSpec, Done, Hello, Welcome
-from server.app import App
-from server.config import Config
-
-
-@pytest.fixture(scope="session")
-def server_voice() -> Voice:
-    """The server's own voice: the engine thread must not share one with other tests."""
-    return Voice.load()
+from voxlive.engine.speaker import SpeakerEncoder
+from voxlive.engine.voice import Voice
+from voxlive.protocol.codec import decode_server, encode_client
+from voxlive.protocol.messages import AudioFrame, AudioSpec, Done, Hello, Welcome
+from voxlive.server.app import App
+from voxlive.server.config import Config
 
 
 @functools.cache

@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any
 
-from engine.emotion import DEFAULT_INTENSITY, EMOTIONS, SYNONYMS
+from voxlive.engine.emotion import DEFAULT_INTENSITY, EMOTIONS, SYNONYMS
 
 __all__ = ["KEYS", "emotion_table", "format_emotions", "run_emotions"]
 

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from client import Client, ClientError, Result, SpeakKwargs
+from voxlive.client import Client, ClientError, Result, SpeakKwargs
 
 __all__ = ["options_from_args", "run_client"]
 
@@ -34,7 +34,7 @@ def run_client(args: argparse.Namespace) -> int:
         ValueError: bad flag values (``--speed``, ``--intensity``, ``--pitch`` or
             ``--volume`` out of range, unreadable ``-f``).
     """
-    from .__main__ import run_loop
+    from ..loop import run_loop
 
     options_from_args(args, 0)  # usage errors before connecting
     lines = None if args.file is None else _read_lines(args.file)

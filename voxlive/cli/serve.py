@@ -1,9 +1,4 @@
-"""Entry point of ``voxlive`` (and ``python -m server``).
-
-The only place that configures logging and picks the event loop: uvloop when
-installed (as uvicorn's ``loops/uvloop.py``), the standard asyncio loop
-otherwise.
-"""
+"""``voxlive serve``: the server's process life (threads and signals)."""
 
 from __future__ import annotations
 
@@ -11,33 +6,23 @@ import asyncio
 import logging
 import os
 import signal
-import sys
-from collections.abc import Coroutine, Sequence
-from typing import Any
+import threading
 
-__all__ = ["main", "run_loop"]
+from voxlive.server.app import App
+from voxlive.server.config import Config
 
-logger = logging.getLogger("server")
+from ..loop import run_loop
 
+__all__ = ["serve_until_signalled"]
 
-def run_loop(main: Coroutine[Any, Any, int]) -> int:
-    """Run a coroutine on uvloop if available, else on asyncio's default loop."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
-        return asyncio.run(main)
-    return uvloop.run(main)
+logger = logging.getLogger(__name__)
 
 
-def serve_until_signalled(config: Any) -> int:
+def serve_until_signalled(config: Config) -> int:
     """Run the server: event loop in a thread, engine on the main thread.
 
     SIGTERM/SIGINT start a graceful shutdown; a second SIGINT exits at once.
     """
-    import threading
-
-    from .app import App
-
     app = App(config)
     bound = threading.Event()
     stop: dict[str, asyncio.Event] = {}
@@ -66,18 +51,3 @@ def serve_until_signalled(config: Any) -> int:
     app.batcher.run()
     loop_thread.join()
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import build_parser, dispatch
-
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return dispatch(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

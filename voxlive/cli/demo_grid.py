@@ -19,15 +19,15 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from engine.emotion import EMOTIONS
-from engine.expression import PAUSE_PHONEMES, check_rate, render
-from engine.frontend import FrontendResult, TextError
-from engine.measure import ProsodyMeasure, measure
-from engine.synthesizer import Synthesizer
-from engine.voice import SynthesisParams
-from engine.world import VoiceTransform
+from voxlive.engine.emotion import EMOTIONS
+from voxlive.engine.expression import PAUSE_PHONEMES, check_rate, render
+from voxlive.engine.frontend import FrontendResult, TextError
+from voxlive.engine.measure import ProsodyMeasure, measure
+from voxlive.engine.synthesizer import Synthesizer
+from voxlive.engine.voice import SynthesisParams
+from voxlive.engine.world import VoiceTransform
 
-from .audio import write_wav
+from .wav import write_wav
 
 __all__ = [
     "DEFAULT_SEED",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from server.cli import main
+from voxlive.cli.parser import main
 
 
 def read(path):
@@ -126,7 +126,7 @@ def test_say_never_touches_the_network(tmp_path, monkeypatch) -> None:
 
 
 def test_say_with_a_reference_voice_moves_the_voice(tmp_path, capsys) -> None:
-    from engine.world import VoiceTransform, analyze, apply, synthesize, yin_median
+    from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize, yin_median
 
     plain = tmp_path / "plain.wav"
     assert main(["say", "Long reference sentences make good clips.", "-o", str(plain)]) == 0

@@ -31,9 +31,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from client import Client, ClientError, Utterance
-from protocol.codec import SAMPLE_WIDTH
-from protocol.messages import AudioFrame, Done, Error
+from voxlive.client import Client, ClientError, Utterance
+from voxlive.protocol.codec import SAMPLE_WIDTH
+from voxlive.protocol.messages import AudioFrame, Done, Error
 
 __all__ = ["Sample", "format_report", "load_texts", "run_bench_server", "run_load", "summarize"]
 
@@ -308,7 +308,7 @@ def run_bench_server(args: argparse.Namespace) -> int:
     Raises:
         ValueError: bad flag values or ``--texts`` file.
     """
-    from .__main__ import run_loop
+    from ..loop import run_loop
 
     return run_loop(_bench(args, load_texts(args.texts)))
 

@@ -15,8 +15,8 @@ import sys
 import time
 from typing import Any
 
-from protocol.codec import encode_client
-from protocol.messages import Hello
+from voxlive.protocol.codec import encode_client
+from voxlive.protocol.messages import Hello
 
 __all__ = ["bench_idle"]
 
@@ -51,7 +51,7 @@ async def _measure(connections: int) -> dict[str, Any]:
     from websockets.asyncio.client import connect
 
     port = _free_port()
-    cmd = [sys.executable, "-m", "server", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "voxlive", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     opened = []
     try:

@@ -9,10 +9,10 @@ from html.parser import HTMLParser
 import pytest
 import soundfile
 
-from engine.emotion import EMOTIONS
-from engine.voice import Voice
-from server.cli import main
-from server.demo_grid import MEASURES
+from voxlive.cli.demo_grid import MEASURES
+from voxlive.cli.parser import main
+from voxlive.engine.emotion import EMOTIONS
+from voxlive.engine.voice import Voice
 
 TEXT = "We did it, yes!"
 

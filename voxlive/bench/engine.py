@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.voice import SynthesisParams, Voice
+from voxlive.engine.voice import SynthesisParams, Voice
 
 from .texts import BENCH_SENTENCES, FIRST_AUDIO_SENTENCE
 
@@ -71,7 +71,7 @@ def _engine_figures(
 def _piper_figures(texts: list[str], repeats: int, items: int) -> dict:
     from piper import PiperVoice
 
-    from engine.loader import default_voice_files
+    from voxlive.engine.loader import default_voice_files
 
     files = default_voice_files()
     t0 = time.perf_counter()

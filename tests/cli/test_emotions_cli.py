@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.emotion import EMOTIONS, resolve
-from server.cli import main
-from server.emotions_cli import KEYS
+from voxlive.cli.emotions import KEYS
+from voxlive.cli.parser import main
+from voxlive.engine.emotion import EMOTIONS, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def test_text_shows_the_table_and_the_synonyms(capsys) -> None:
 
 def test_it_answers_without_loading_the_engine() -> None:
     code = (
-        "import sys; from server.cli import main; rc = main(['emotions', '--json']); "
+        "import sys; from voxlive.cli.parser import main; rc = main(['emotions', '--json']); "
         "sys.exit(rc or ('torch' in sys.modules and 'torch was imported'))"
     )
     done = subprocess.run(
@@ -73,7 +73,7 @@ def test_a_reader_that_stops_early_gets_no_error() -> None:
 
     read, write = os.pipe()
     os.close(read)  # the reader is gone before anything is written: every write fails
-    code = "import sys; from server.cli import main; sys.exit(main(['emotions', '--json']))"
+    code = "import sys; from voxlive.cli.parser import main; sys.exit(main(['emotions', '--json']))"
     try:
         proc = subprocess.run(
             [sys.executable, "-c", code], stdout=write, stderr=subprocess.PIPE, timeout=60

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``voxlive bench``: each prints a table, or JSON with ``--json``."""

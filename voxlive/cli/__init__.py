@@ -1,0 +1,1 @@
+"""The ``voxlive`` command line: parsing, dispatch and the commands themselves."""

@@ -1,0 +1,27 @@
+"""Entry point of the ``voxlive`` command (and ``python -m voxlive``).
+
+The only place that configures logging.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .parser import build_parser, dispatch
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return dispatch(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
