@@ -226,6 +226,25 @@ class Utterances:
             if len(self._ended_early) > 4 * self._limits.max_inflight:
                 del self._ended_early[next(iter(self._ended_early))]  # bounded memory
 
+    def owner(self, stream: StreamId) -> UtteranceId | None:
+        """Return the in-flight utterance that ``stream`` was started for, if any."""
+        return self._by_stream.get(stream)
+
+    def stream_of(self, id: UtteranceId) -> StreamId | None:
+        """Return the stream of in-flight ``id``, or ``None`` if it has not started."""
+        utterance = self._by_id.get(id)
+        return None if utterance is None else utterance.stream
+
+    def discard(self, id: UtteranceId) -> None:
+        """Forget ``id`` and its stream without any check.
+
+        For the client side, which gives up on an utterance the server refused (no
+        ``done`` follows) or whose messages broke these rules.
+        """
+        utterance = self._by_id.pop(id, None)
+        if utterance is not None and utterance.stream is not None:
+            del self._by_stream[utterance.stream]
+
     def _local(self, id: UtteranceId) -> Utterance:
         utterance = self._by_id.get(id)
         if utterance is None:
