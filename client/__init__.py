@@ -1,6 +1,7 @@
 """voxlive's asyncio client: many utterances over one WebSocket, for bots and tools.
 
-See ``client.client`` for a walkthrough. This package imports ``protocol``,
+See ``voxlive.client.client`` for a walkthrough. The protocol itself is kept by
+``voxlive.protocol.client_session``; this package pumps the socket. It imports ``protocol``,
 ``websockets`` and ``numpy`` (``soundfile`` only to write WAV files), never the
 server or the engine.
 """

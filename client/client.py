@@ -1,9 +1,10 @@
 """A small asyncio client for voxlive servers, for bot authors.
 
-One WebSocket carries many utterances at once. A single reader task takes every
-message off the socket and hands it to the utterance it belongs to: audio frames by
-the ``stream`` announced in ``started``, control messages by ``id`` (SPEC.md §4–§8).
-Each utterance is an async iterator of events that ends with its ``done``::
+One WebSocket carries many utterances at once. The protocol is kept by a sans-I/O
+``ClientSession`` (``voxlive.protocol.client_session``); this package only moves bytes
+between it and the socket (``connection.py``) and hands each utterance the events the
+session sorted out for it (SPEC.md §4–§8). Each utterance is an async iterator of events
+that ends with its ``done``::
 
     import asyncio
 
@@ -52,79 +53,46 @@ cancel) what you start.
 from __future__ import annotations
 
 import asyncio
-import collections
-import itertools
-import logging
-import re
 from collections.abc import Generator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self, TypedDict, TypeVar, Unpack, assert_never
+from typing import Any, Final, Self, TypedDict, TypeVar, Unpack
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import WebSocketException
 
-from voxlive.protocol.codec import SAMPLE_WIDTH, decode_server, encode_client
-from voxlive.protocol.errors import ProtocolError
+from voxlive.protocol.client_session import (
+    REJECTED_CODES,
+    ClientSession,
+    VoiceAnswer,
+)
 from voxlive.protocol.messages import (
-    AudioFrame,
     AudioSpec,
-    Cancel,
-    ClientMessage,
-    Done,
-    End,
-    Error,
     Hello,
-    Marks,
-    Speak,
     SpeakOptions,
-    Started,
-    VoiceDelete,
     VoiceDeleted,
     VoiceInfo,
-    VoiceList,
     VoiceListing,
     VoiceReady,
-    VoiceRegister,
     Welcome,
 )
 from voxlive.protocol.types import (
     PROTOCOL_VERSION,
     AudioFormat,
-    CloseCode,
-    ErrorCode,
     Priority,
-    Status,
-    StreamId,
     UtteranceId,
     VoiceScope,
 )
 
+from .connection import Connection, greet, session_after
 from .errors import ClientError
 from .result import Result
 from .utterance import Stream, Utterance
 
 __all__ = ["REJECTED_CODES", "Client", "SpeakKwargs"]
 
-logger = logging.getLogger(__name__)
-
-REJECTED_CODES: Final[frozenset[ErrorCode]] = frozenset(
-    {"invalid_message", "unsupported", "duplicate_id", "too_many_inflight"}
-)
-"""Error codes with which the server refuses to open an utterance at all.
-
-No ``done`` follows such an error, so the client ends the utterance itself with a
-``Done`` of status ``failed`` and no stream. The client checks text length and
-emptiness before sending, so ``empty_text`` and ``text_too_long`` always come from
-an utterance the server did open (and will end with its own ``done``).
-"""
-
 _Answer = TypeVar("_Answer", VoiceReady, VoiceListing, VoiceDeleted)
-_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _MAX_RECEIVE_BYTES: Final = 16 * 1024 * 1024
-_KEPT_ERRORS: Final = 100
-_CHUNK_OVERHEAD: Final = 256  # msgpack map and fields around one voice.register chunk
 
 
 class SpeakKwargs(TypedDict, total=False):
@@ -140,12 +108,6 @@ class SpeakKwargs(TypedDict, total=False):
     deadline_ms: int | None
     timestamps: bool
     seed: int | None
-
-
-@dataclass(slots=True)
-class _Outgoing:
-    data: bytes | str
-    sent: asyncio.Future[None] | None
 
 
 class _Connecting:
@@ -177,28 +139,23 @@ class Client:
 
     Create it with ``Client.connect``. Every method runs on the event loop that
     connected it.
+
+    Args:
+        ws: An open WebSocket whose ``hello`` was answered with ``welcome``.
+        welcome: That ``welcome``.
+        session: The session that said ``hello``; ``None`` starts one from ``welcome``.
     """
 
-    def __init__(self, ws: ClientConnection, welcome: Welcome) -> None:
+    def __init__(
+        self, ws: ClientConnection, welcome: Welcome, session: ClientSession | None = None
+    ) -> None:
+        if session is None:
+            session = session_after(welcome)
         self.welcome = welcome
         """The server's ``welcome``: negotiated audio, limits and capabilities."""
-        self.errors: collections.deque[Error] = collections.deque(maxlen=_KEPT_ERRORS)
+        self._connection = Connection(ws, session)
+        self.errors = self._connection.errors
         """Recent errors that name no utterance in flight (the last 100)."""
-        self._ws = ws
-        self._width = SAMPLE_WIDTH[welcome.audio.format]
-        self._inflight: dict[UtteranceId, Utterance] = {}
-        self._streams: dict[StreamId, Utterance] = {}
-        self._ids = itertools.count(1)
-        self._requests: dict[
-            UtteranceId, asyncio.Future[VoiceReady | VoiceListing | VoiceDeleted]
-        ] = {}
-        self._request_ids = itertools.count(1)
-        self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
-        self._sending: _Outgoing | None = None
-        self._error: ClientError | None = None
-        self._closing = False
-        self._writer = asyncio.create_task(self._write())
-        self._reader = asyncio.create_task(self._read())
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -248,47 +205,22 @@ class Client:
         except (OSError, TimeoutError, WebSocketException) as exc:
             raise ClientError(f"cannot connect to {url}: {exc}", code="connect_failed") from exc
         try:
-            welcome = await asyncio.wait_for(cls._greet(ws, hello), open_timeout_s)
+            session = await asyncio.wait_for(greet(ws, hello), open_timeout_s)
         except BaseException:
             await ws.close()
             raise
-        return cls(ws, welcome)
-
-    @staticmethod
-    async def _greet(ws: ClientConnection, hello: Hello) -> Welcome:
-        try:
-            await ws.send(encode_client(hello))
-            reply = decode_server(await ws.recv())
-        except ConnectionClosed as exc:
-            message = f"the server closed the connection during hello (code {ws.close_code})"
-            raise ClientError(message, close_code=ws.close_code) from exc
-        except ProtocolError as exc:
-            raise ClientError(f"invalid reply to hello: {exc}", code="protocol_violation") from exc
-        if isinstance(reply, Error):
-            # The server closes right after refusing (SPEC.md §7): learn the close code.
-            try:
-                await asyncio.wait_for(ws.wait_closed(), 2.0)
-            except TimeoutError:
-                pass
-            message = f"the server refused the session: {reply.code}: {reply.message}"
-            raise ClientError(message, code=reply.code, close_code=ws.close_code)
-        if not isinstance(reply, Welcome):
-            message = f"expected welcome, got {type(reply).__name__}"
-            raise ClientError(message, code="protocol_violation")
-        return reply
+        return cls(ws, session.welcome, session)
 
     async def close(self) -> None:
         """Close the connection (code 1000); utterances still in flight raise ``ClientError``.
 
         Closing a closed client does nothing. Never raises.
         """
-        self._closing = True
-        await self._ws.close()
-        await asyncio.wait([self._reader, self._writer])
+        await self._connection.close()
 
     async def wait_closed(self) -> None:
         """Wait until the connection is gone, whoever closed it. Never raises."""
-        await asyncio.wait([self._reader])
+        await asyncio.wait([self._connection.reader])
 
     async def __aenter__(self) -> Self:
         return self
@@ -318,17 +250,17 @@ class Client:
     @property
     def closed(self) -> bool:
         """Whether the connection is gone (closed by either side, or failed)."""
-        return self._error is not None
+        return self._connection.error is not None
 
     @property
     def close_code(self) -> int | None:
         """The WebSocket close code, once closed."""
-        return self._ws.close_code
+        return self._connection.ws.close_code
 
     @property
     def inflight(self) -> frozenset[UtteranceId]:
         """Ids of the utterances started and not yet done."""
-        return frozenset(self._inflight)
+        return self._connection.inflight
 
     # -- utterances ----------------------------------------------------------------------
 
@@ -357,12 +289,11 @@ class Client:
             TypeError: an unknown option name.
             ClientError: the connection is closed.
         """
-        self._check_open()
-        self.check_text(text)
-        utterance = Utterance(self, self._claim(id))
-        data = encode_client(Speak(utterance.id, text, SpeakOptions(**options)))
-        self._inflight[utterance.id] = utterance
-        self._outbox.put_nowait(_Outgoing(data, None))
+        self._connection.check_open()
+        claimed = self._connection.session.send_speak(text, SpeakOptions(**options), id)
+        utterance = Utterance(self._connection, claimed)
+        self._connection.add(claimed, utterance)
+        self._connection.push()
         return utterance
 
     async def synthesize(
@@ -385,9 +316,10 @@ class Client:
             ValueError: a malformed or in-flight ``id``.
             ClientError: the connection is closed.
         """
-        self._check_open()
-        stream = Stream(self, self._claim(id), SpeakOptions(**options))
-        self._inflight[stream.id] = stream
+        self._connection.check_open()
+        claimed = self._connection.session.open_stream(SpeakOptions(**options), id)
+        stream = Stream(self._connection, claimed)
+        self._connection.add(claimed, stream)
         return stream
 
     async def cancel(self, id: str | None = None) -> None:
@@ -399,21 +331,16 @@ class Client:
         Raises:
             ClientError: the connection is closed.
         """
-        self._check_open()
-        if id is None:
-            targets = list(self._inflight.values())
-        elif (one := self._inflight.get(UtteranceId(id))) is not None:
-            targets = [one]
-        else:
-            return
-        unopened = [u for u in targets if not u._opened]
-        for u in targets:
-            if isinstance(u, Stream):
-                u._accepting = False
-        for u in unopened:
-            self._finish_locally(u, "cancelled")
-        if len(unopened) < len(targets):
-            await self._send(Cancel(None if id is None else UtteranceId(id)))
+        await self._connection.cancel(None if id is None else UtteranceId(id))
+
+    def check_text(self, text: str, *, allow_blank: bool = False) -> None:
+        """Check a text against what the server accepts, before sending it.
+
+        Raises:
+            ValueError: empty (or only whitespace, unless ``allow_blank``), or longer
+                than ``welcome.limits.max_text_chars``.
+        """
+        self._connection.session.check_text(text, allow_blank=allow_blank)
 
     # -- voices (SPEC.md §4.6) -----------------------------------------------------------
 
@@ -446,32 +373,11 @@ class Client:
             ClientError: the server refused the clip (``code`` is ``too_short``,
                 ``silent``, ``unsupported_format``, …), or the connection is closed.
         """
-        self._check_open()
+        self._connection.check_open()
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        limits = self.welcome.limits
-        if len(data) > limits.max_reference_bytes:
-            limit = limits.max_reference_bytes
-            raise ValueError(f"too_large: {len(data)} bytes; the limit is {limit}")
-        if name is not None and not _ID_PATTERN.fullmatch(name):
-            raise ValueError(f"voice name {name!r}: use 1-64 characters of A-Z a-z 0-9 . _ : -")
-        if chunk_bytes < 1:
-            raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
-        size = min(chunk_bytes, limits.max_message_bytes - _CHUNK_OVERHEAD)
-        pieces = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
-        id, reply = self._request()
-        for seq, piece in enumerate(pieces):
-            final = seq == len(pieces) - 1
-            first = seq == 0
-            chunk = VoiceRegister(
-                id,
-                piece,
-                seq=seq,
-                final=final,
-                name=name if first else None,
-                scope=scope if first else "session",
-            )
-            self._outbox.put_nowait(_Outgoing(encode_client(chunk), None))
-        return await self._answer(id, reply, VoiceReady)
+        session = self._connection.session
+        id = session.send_voice_register(data, name=name, scope=scope, chunk_bytes=chunk_bytes)
+        return await self._answer(id, VoiceReady)
 
     async def list_voices(self) -> list[VoiceInfo]:
         """Return the registered voices this connection may use (persistent and its own).
@@ -479,10 +385,9 @@ class Client:
         Raises:
             ClientError: the server refused, or the connection is closed.
         """
-        self._check_open()
-        id, reply = self._request()
-        self._outbox.put_nowait(_Outgoing(encode_client(VoiceList(id)), None))
-        return list((await self._answer(id, reply, VoiceListing)).voices)
+        self._connection.check_open()
+        id = self._connection.session.send_voice_list()
+        return list((await self._answer(id, VoiceListing)).voices)
 
     async def delete_voice(self, voice: str) -> bool:
         """Delete a registered voice; return ``False`` if no such voice was visible.
@@ -491,197 +396,13 @@ class Client:
             ValueError: ``voice`` is not a valid voice id.
             ClientError: the server refused, or the connection is closed.
         """
-        self._check_open()
-        if not _ID_PATTERN.fullmatch(voice):
-            raise ValueError(f"voice {voice!r} is not a valid voice id")
-        id, reply = self._request()
-        self._outbox.put_nowait(_Outgoing(encode_client(VoiceDelete(id, voice)), None))
-        return (await self._answer(id, reply, VoiceDeleted)).deleted
+        self._connection.check_open()
+        id = self._connection.session.send_voice_delete(voice)
+        return (await self._answer(id, VoiceDeleted)).deleted
 
-    def _request(
-        self,
-    ) -> tuple[UtteranceId, asyncio.Future[VoiceReady | VoiceListing | VoiceDeleted]]:
-        id = UtteranceId(f"voxlive-req-{next(self._request_ids)}")
-        reply: asyncio.Future[VoiceReady | VoiceListing | VoiceDeleted]
-        reply = asyncio.get_running_loop().create_future()
-        self._requests[id] = reply
-        return id, reply
-
-    async def _answer(
-        self,
-        id: UtteranceId,
-        reply: asyncio.Future[VoiceReady | VoiceListing | VoiceDeleted],
-        kind: type[_Answer],
-    ) -> _Answer:
-        try:
-            answer = await reply
-        finally:
-            self._requests.pop(id, None)
-        if not isinstance(answer, kind):
-            message = f"expected {kind.__name__} for {id}, got {type(answer).__name__}"
-            raise ClientError(message, code="protocol_violation")
+    async def _answer(self, id: UtteranceId, kind: type[_Answer]) -> _Answer:
+        reply = self._connection.expect(id)
+        self._connection.push()
+        answer: VoiceAnswer = await reply
+        assert isinstance(answer, kind), "the session matches answers to requests"
         return answer
-
-    def check_text(self, text: str, *, allow_blank: bool = False) -> None:
-        """Check a text against what the server accepts, before sending it.
-
-        Raises:
-            ValueError: empty (or only whitespace, unless ``allow_blank``), or longer
-                than ``welcome.limits.max_text_chars``.
-        """
-        if not text or (text.isspace() and not allow_blank):
-            raise ValueError("empty_text: there is nothing to say")
-        limit = self.welcome.limits.max_text_chars
-        if len(text) > limit:
-            raise ValueError(f"text_too_long: {len(text)} characters; the limit is {limit}")
-
-    # -- internals -------------------------------------------------------------------------
-
-    def _claim(self, id: str | None) -> UtteranceId:
-        if id is None:
-            while (new := UtteranceId(f"u{next(self._ids)}")) in self._inflight:
-                pass
-            return new
-        if not _ID_PATTERN.fullmatch(id):
-            raise ValueError(f"utterance id {id!r}: use 1-64 characters of A-Z a-z 0-9 . _ : -")
-        if id in self._inflight:
-            raise ValueError(f"utterance {id} is already in flight")
-        return UtteranceId(id)
-
-    def _check_open(self) -> None:
-        if self._error is not None:
-            raise self._error.copy()
-
-    async def _send(self, msg: ClientMessage) -> None:
-        self._check_open()
-        sent = asyncio.get_running_loop().create_future()
-        self._outbox.put_nowait(_Outgoing(encode_client(msg), sent))
-        await sent
-
-    def _finish_locally(self, u: Utterance, status: Status) -> None:
-        if self._inflight.get(u.id) is u:
-            del self._inflight[u.id]
-        u._finish(Done(id=u.id, stream=None, status=status))
-
-    async def _write(self) -> None:
-        """Send queued messages in order (one writer keeps ``speak`` and ``cancel`` ordered)."""
-        try:
-            while True:
-                item = self._sending = await self._outbox.get()
-                await self._ws.send(item.data)
-                self._sending = None
-                if item.sent is not None and not item.sent.done():
-                    item.sent.set_result(None)
-        except ConnectionClosed:
-            pass  # the reader sees the close and tells everyone waiting
-
-    async def _read(self) -> None:
-        """The one reader: demultiplex until the connection ends, then fail what is left."""
-        try:
-            async for data in self._ws:
-                self._receive(data)
-            error = self._closed_error()
-        except ConnectionClosed:
-            error = self._closed_error()
-        except ProtocolError as exc:
-            logger.warning("server sent an invalid message: %s", exc)
-            error = ClientError(
-                f"the server sent an invalid message: {exc}",
-                code="protocol_violation",
-                close_code=CloseCode.PROTOCOL_ERROR,
-            )
-            await self._ws.close(CloseCode.PROTOCOL_ERROR, "invalid message")
-        except Exception:
-            logger.error("client reader failed", exc_info=True)
-            error = ClientError("client reader failed", close_code=CloseCode.INTERNAL_ERROR)
-            await self._ws.close(CloseCode.INTERNAL_ERROR)
-        self._fail_all(error)
-
-    def _closed_error(self) -> ClientError:
-        code, reason = self._ws.close_code, self._ws.close_reason
-        if self._closing:
-            return ClientError("the client closed the connection", close_code=code)
-        detail = f": {reason}" if reason else ""
-        return ClientError(f"the connection closed (code {code}{detail})", close_code=code)
-
-    def _fail_all(self, error: ClientError) -> None:
-        self._error = error
-        for u in self._inflight.values():
-            u._put(error.copy())
-        self._inflight.clear()
-        self._streams.clear()
-        for reply in self._requests.values():
-            if not reply.done():
-                reply.set_exception(error.copy())
-        self._requests.clear()
-        waiting = [self._sending] if self._sending is not None else []
-        while not self._outbox.empty():
-            waiting.append(self._outbox.get_nowait())
-        for item in waiting:
-            if item.sent is not None and not item.sent.done():
-                item.sent.set_exception(error.copy())
-        self._writer.cancel()
-
-    def _receive(self, data: bytes | str) -> None:
-        msg = decode_server(data)
-        match msg:
-            case AudioFrame():
-                if (u := self._streams.get(msg.stream)) is not None:
-                    u._frame(msg, self._width)
-                else:
-                    logger.warning("dropped an audio frame of unknown stream %d", msg.stream)
-            case Started():
-                self._on_started(msg)
-            case Marks():
-                if (u := self._inflight.get(msg.id)) is not None:
-                    u._put(msg)
-            case Done():
-                self._on_done(msg)
-            case Error():
-                self._on_error(msg)
-            case Welcome():
-                logger.warning("ignored a second welcome")
-            case VoiceReady() | VoiceListing() | VoiceDeleted():
-                reply = self._requests.get(msg.id)
-                if reply is not None and not reply.done():
-                    reply.set_result(msg)
-                else:
-                    logger.warning("ignored %s for unknown request %s", type(msg).__name__, msg.id)
-            case _:
-                assert_never(msg)
-
-    def _on_started(self, msg: Started) -> None:
-        u = self._inflight.get(msg.id)
-        if u is None or u.stream is not None:
-            logger.warning("ignored started for %s, which is not waiting to start", msg.id)
-            return
-        self._streams[msg.stream] = u
-        u._start(msg)
-
-    def _on_done(self, msg: Done) -> None:
-        u = self._inflight.pop(msg.id, None)
-        if u is None:
-            logger.debug("ignored done for %s, which is not in flight", msg.id)
-            return
-        if u.stream is not None:
-            self._streams.pop(u.stream, None)
-        if isinstance(u, Stream) and u._opened and u._accepting:
-            # The server ended the stream before our end: the id stays reserved until
-            # we send end (SPEC.md §4.3), which also tells it no more text will come.
-            self._outbox.put_nowait(_Outgoing(encode_client(End(u.id)), None))
-        u._finish(msg)
-
-    def _on_error(self, msg: Error) -> None:
-        reply = None if msg.id is None else self._requests.get(msg.id)
-        if reply is not None and not reply.done():
-            reply.set_exception(ClientError(f"{msg.code}: {msg.message}", code=msg.code))
-            return
-        u = None if msg.id is None else self._inflight.get(msg.id)
-        if u is None:
-            logger.warning("server error %s: %s", msg.code, msg.message)
-            self.errors.append(msg)
-            return
-        u._put(msg)
-        if msg.code in REJECTED_CODES and u.stream is None:
-            # The session refused to open it, and no done will follow (see REJECTED_CODES).
-            self._finish_locally(u, "failed")

@@ -1,41 +1,29 @@
 """One utterance seen from the client: its events in order, and streamed-text input.
 
-The client's reader hands each utterance its messages (``_start``, ``_put``,
-``_frame``, ``_finish``); the application iterates them. Frames must come in order
-with contiguous offsets (SPEC.md §8); anything else ends the utterance with a
-``ClientError`` of code ``protocol_violation``.
+The connection hands each utterance its events (``deliver``), already checked by the
+protocol session (frames in order with contiguous offsets, SPEC.md §8; an utterance the
+server broke the rules for gets a ``ClientError`` of code ``protocol_violation``); the
+application iterates them. A ``Stream`` sends its text through the session.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import TYPE_CHECKING, Self, assert_never
+from collections.abc import Callable
+from typing import Self, assert_never
 
-from voxlive.protocol.messages import (
-    Append,
-    AudioFrame,
-    Done,
-    End,
-    Error,
-    Flush,
-    Marks,
-    SpeakOptions,
-    Started,
-)
+from voxlive.protocol.client_session import UtteranceEvent
+from voxlive.protocol.errors import InvalidState
+from voxlive.protocol.messages import AudioFrame, Done, Error, Marks, Started
 from voxlive.protocol.types import StreamId, UtteranceId
 
+from .connection import Connection
 from .errors import ClientError
 from .result import Result
 
-if TYPE_CHECKING:
-    from .client import Client
-
 __all__ = ["Event", "Stream", "Utterance"]
 
-logger = logging.getLogger(__name__)
-
-Event = AudioFrame | Started | Marks | Done | Error
+Event = UtteranceEvent
 """What iterating an utterance yields; the last event is always a ``Done``."""
 
 
@@ -46,9 +34,7 @@ class Utterance:
     connection fails first or the server sends this utterance's audio out of order.
     """
 
-    _opened = True  # the server was told about it (a speak is sent at once)
-
-    def __init__(self, client: Client, id: UtteranceId) -> None:
+    def __init__(self, connection: Connection, id: UtteranceId) -> None:
         self.id = id
         """The utterance id, given or generated (``u1``, ``u2``, …)."""
         self.stream: StreamId | None = None
@@ -61,11 +47,9 @@ class Utterance:
         it, or when the server did not say."""
         self.done: Done | None = None
         """The ``done`` message, once it arrived."""
-        self._client = client
+        self._connection = connection
         self._queue: asyncio.Queue[Event | ClientError] = asyncio.Queue()
-        self._next_seq = 0
-        self._next_offset = 0
-        self._broken = False
+        self._failed = False
         self._ended = False
 
     def __aiter__(self) -> Self:
@@ -114,8 +98,10 @@ class Utterance:
                 case _:
                     assert_never(event)
         assert done is not None, "iteration ends with done or raises"
-        c = self._client
-        return Result(self.id, bytes(pcm), c.sample_rate, c.format, done, started, marks, errors)
+        audio = self._connection.session.welcome.audio
+        rate = audio.sample_rate
+        assert rate is not None, "welcome.audio.sample_rate is always set"
+        return Result(self.id, bytes(pcm), rate, audio.format, done, started, marks, errors)
 
     async def cancel(self) -> None:
         """Ask the server to stop this utterance; its ``done`` says ``cancelled``.
@@ -123,41 +109,28 @@ class Utterance:
         Raises:
             ClientError: the connection is closed.
         """
-        await self._client.cancel(self.id)
+        await self._connection.cancel(self.id)
 
-    # -- called by the client's reader ------------------------------------------------
+    def deliver(self, item: Event | ClientError) -> None:
+        """Take the next event (called by the connection, not by applications).
 
-    def _put(self, item: Event | ClientError) -> None:
-        if not self._broken:
+        After a ``ClientError`` nothing more is queued; a later ``Done`` is still
+        recorded in ``done``.
+        """
+        match item:
+            case Started():
+                self.stream, self.emotion, self.intensity = (
+                    item.stream,
+                    item.emotion,
+                    item.intensity,
+                )
+            case Done():
+                self.done = item
+            case _:
+                pass
+        if not self._failed:
             self._queue.put_nowait(item)
-
-    def _frame(self, frame: AudioFrame, width: int) -> None:
-        if self._broken:
-            return
-        expected = (self._next_seq, self._next_offset)
-        if (frame.seq, frame.offset) != expected:
-            # SPEC.md §8: frames of a stream come in order with contiguous offsets.
-            message = (
-                f"utterance {self.id}: stream {frame.stream} sent (seq, offset) "
-                f"{(frame.seq, frame.offset)}, expected {expected}"
-            )
-            logger.warning("protocol violation: %s", message)
-            self._put(ClientError(message, code="protocol_violation"))
-            self._broken = True
-            return
-        self._next_seq += 1
-        self._next_offset += len(frame.pcm) // width
-        self._put(frame)
-
-    def _start(self, started: Started) -> None:
-        self.stream = started.stream
-        self.emotion = started.emotion
-        self.intensity = started.intensity
-        self._put(started)
-
-    def _finish(self, done: Done) -> None:
-        self.done = done
-        self._put(done)
+            self._failed = isinstance(item, ClientError)
 
 
 class Stream(Utterance):
@@ -167,12 +140,9 @@ class Stream(Utterance):
     the server. Iterate it like any ``Utterance``.
     """
 
-    def __init__(self, client: Client, id: UtteranceId, options: SpeakOptions) -> None:
-        super().__init__(client, id)
-        self._options = options
-        self._opened = False
-        self._accepting = True
-        self._chars = 0
+    def __init__(self, connection: Connection, id: UtteranceId) -> None:
+        super().__init__(connection, id)
+        self._input_ended = False
 
     async def append(self, text: str) -> None:
         """Add text; complete sentences are synthesized at once. Empty text is ignored.
@@ -183,18 +153,8 @@ class Stream(Utterance):
             ClientError: the connection is closed.
         """
         self._check_accepting("append")
-        if not text:
-            return
-        limits = self._client.welcome.limits
-        self._client.check_text(text, allow_blank=True)
-        if self._chars + len(text) > limits.max_pending_text_chars:
-            raise ValueError(
-                f"stream {self.id} would exceed {limits.max_pending_text_chars} characters"
-            )
-        self._chars += len(text)
-        options = None if self._opened else self._options
-        self._opened = True
-        await self._client._send(Append(self.id, text, options))
+        session = self._connection.session
+        await self._send(lambda: session.send_append(self.id, text))
 
     async def flush(self) -> None:
         """Synthesize the buffered text now, complete sentence or not.
@@ -204,8 +164,8 @@ class Stream(Utterance):
             ClientError: the connection is closed.
         """
         self._check_accepting("flush")
-        if self._opened:
-            await self._client._send(Flush(self.id))
+        session = self._connection.session
+        await self._send(lambda: session.send_flush(self.id))
 
     async def end(self) -> None:
         """No more text: synthesize the rest; the stream then ends with ``done``.
@@ -217,14 +177,21 @@ class Stream(Utterance):
             ClientError: the connection is closed.
         """
         self._check_accepting("end")
-        self._accepting = False
-        if self._opened:
-            await self._client._send(End(self.id))
-        else:
-            self._client._finish_locally(self, "completed")
+        self._input_ended = True
+        session = self._connection.session
+        await self._send(lambda: session.send_end(self.id))
+
+    async def _send(self, build: Callable[[], None]) -> None:
+        """Have the session build the message, then send it."""
+        try:
+            build()
+        except InvalidState as exc:
+            self._connection.check_open()  # a session broken by the server: say so
+            raise RuntimeError(str(exc)) from exc
+        await self._connection.submit()
 
     def _check_accepting(self, action: str) -> None:
-        if not self._accepting:
+        if self._input_ended:
             raise RuntimeError(f"cannot {action}: stream {self.id} was ended or cancelled")
         if self.done is not None:
             # The server forgot the id: a late append would open a new utterance.
