@@ -14,6 +14,9 @@ in order with one ``last``, ``done`` once and after ``last``). Peer input never 
 of the session: a message that breaks the rules becomes a ``Violation`` event (and, when
 the whole connection is in doubt, a close code), with the cause kept in ``last_error``.
 Local misuse raises ``ValueError`` (bad arguments) or ``InvalidState`` (wrong moment).
+
+The parts: ``client_utterances.py`` (utterances, both directions), ``client_requests.py``
+(voice requests), ``client_events.py`` (what ``events_received`` returns).
 """
 
 from __future__ import annotations
@@ -254,7 +257,7 @@ class ClientSession:
             ValueError: empty or too long text, a malformed or in-flight ``id``, or
                 options that cannot be encoded (NaN).
         """
-        return self._open().speak(text, options, id)
+        return self._opened().speak(text, options, id)
 
     def open_stream(self, options: SpeakOptions, id: str | None = None) -> UtteranceId:
         """Claim an id for a streamed utterance; its first ``append`` opens it (§4.3).
@@ -263,7 +266,7 @@ class ClientSession:
             InvalidState: the session is not open.
             ValueError: a malformed or in-flight ``id``.
         """
-        return self._open().open_stream(options, id)
+        return self._opened().open_stream(options, id)
 
     def send_append(self, id: UtteranceId, text: str) -> None:
         """Queue an ``append`` (with the options, if it is the first); empty text is ignored.
@@ -273,7 +276,7 @@ class ClientSession:
             ValueError: the piece, or all pieces together, exceed the server's limits, or
                 the options cannot be encoded (NaN).
         """
-        self._open().append(id, text)
+        self._opened().append(id, text)
 
     def send_flush(self, id: UtteranceId) -> None:
         """Queue a ``flush`` (nothing for a stream that got no text yet).
@@ -281,7 +284,7 @@ class ClientSession:
         Raises:
             InvalidState: the session is not open, or ``id`` is not a stream taking text.
         """
-        self._open().input(Flush(id))
+        self._opened().input(Flush(id))
 
     def send_end(self, id: UtteranceId) -> None:
         """Queue an ``end``; a stream that got no text is done at once (``completed``).
@@ -289,7 +292,7 @@ class ClientSession:
         Raises:
             InvalidState: the session is not open, or ``id`` is not a stream taking text.
         """
-        self._open().input(End(id))
+        self._opened().input(End(id))
 
     def send_cancel(self, id: UtteranceId | None = None) -> None:
         """Stop one utterance, or all of them (``None``); an id not in flight is ignored.
@@ -300,7 +303,7 @@ class ClientSession:
         Raises:
             InvalidState: the session is not open.
         """
-        self._open().cancel(id)
+        self._opened().cancel(id)
 
     def accepting(self, id: UtteranceId) -> bool:
         """Whether ``id`` is a stream in flight that still takes ``append``/``flush``/``end``."""
@@ -323,7 +326,7 @@ class ClientSession:
             ValueError: ``audio`` is larger than ``limits.max_reference_bytes``, or a bad
                 ``name``/``chunk_bytes``.
         """
-        self._open()
+        self._opened()
         chunks = self._requests.register(
             audio, self.welcome.limits, name=name, scope=scope, chunk_bytes=chunk_bytes
         )
@@ -337,7 +340,7 @@ class ClientSession:
         Raises:
             InvalidState: the session is not open.
         """
-        self._open()
+        self._opened()
         request = self._requests.list()
         self._queue(request)
         return request.id
@@ -349,7 +352,7 @@ class ClientSession:
             InvalidState: the session is not open.
             ValueError: ``voice`` is not a valid voice id.
         """
-        self._open()
+        self._opened()
         request = self._requests.delete(voice)
         self._queue(request)
         return request.id
@@ -382,7 +385,7 @@ class ClientSession:
         self._events.append(Violation(message))
 
     def _dispatch(self, message: ServerMessage | AudioFrame) -> None:
-        utterances = self._open()
+        utterances = self._opened()
         match message:
             case AudioFrame():
                 utterances.on_audio(message)
@@ -403,7 +406,7 @@ class ClientSession:
 
     # --- helpers -----------------------------------------------------------------------
 
-    def _open(self) -> ClientUtterances:
+    def _opened(self) -> ClientUtterances:
         if self._state is not ClientState.OPEN or self._utterances is None:
             raise InvalidState(f"the session is {self._state.value}, not open")
         return self._utterances
