@@ -404,7 +404,7 @@ class ClientSession:
             case _:  # pragma: no cover (decoding yields nothing else)
                 assert_never(message)
 
-    # --- helpers -----------------------------------------------------------------------
+    # --- internals ---------------------------------------------------------------------
 
     def _opened(self) -> ClientUtterances:
         if self._state is not ClientState.OPEN or self._utterances is None:
