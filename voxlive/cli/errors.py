@@ -11,12 +11,22 @@ The traceback follows only under ``-v``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "CommandError", "run_reporting_errors"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "INPUT_FILES",
+    "CommandError",
+    "check_inputs",
+    "run_reporting_errors",
+]
 
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
@@ -29,6 +39,23 @@ class CommandError(Exception):
     def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.status = status
+
+
+INPUT_FILES = {"file": "-f/--file", "voice": "--voice", "voice_file": "--voice", "texts": "--texts"}
+"""Arguments that name a file to read, and the flag a message names for each."""
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Every input file given exists, checked before any model loads.
+
+    Raises:
+        FileNotFoundError: one is missing (the message names the flag and the path).
+    """
+    for dest, flag in INPUT_FILES.items():
+        path = getattr(args, dest, None)
+        if isinstance(path, Path) and not path.is_file():
+            what = "is a directory, not a file" if path.is_dir() else "no such file"
+            raise FileNotFoundError(f"{flag} {path}: {what}")
 
 
 def run_reporting_errors(run: Callable[[], int], *, verbose: bool) -> int:

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import EXIT_FAILED, EXIT_USAGE, run_reporting_errors
+from .errors import EXIT_FAILED, EXIT_USAGE, check_inputs, run_reporting_errors
+from .usage import Formatter, add_command
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "build_parser", "dispatch", "main"]
 
@@ -34,53 +35,16 @@ examples:
 Run `voxlive COMMAND --help` for a command's options."""
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the layout of descriptions and examples; shows defaults that say something."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        shown = action.default not in (None, False, argparse.SUPPRESS)
-        if shown and "default" not in text and action.option_strings:
-            text += " (default: %(default)s)"
-        return text
-
-
-def _command(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    summary: str,
-    description: str,
-    examples: str,
-) -> argparse.ArgumentParser:
-    """A subcommand with its one-line summary, description and examples."""
-    p = sub.add_parser(
-        name,
-        help=summary,
-        description=description,
-        epilog="examples:\n" + examples,
-        formatter_class=_Formatter,
-    )
-    # Also after the command (`voxlive serve -v`); SUPPRESS keeps a -v given before it.
-    p.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="debug logging, and tracebacks of errors",
-    )
-    return p
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="voxlive", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=_Formatter
+        prog="voxlive", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=Formatter
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="debug logging, and tracebacks of errors"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = _command(
+    serve = add_command(
         sub,
         "serve",
         "run the streaming WebSocket server",
@@ -95,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_settings(serve)
 
-    say = _command(
+    say = add_command(
         sub,
         "say",
         "speak text into WAV files, in this process (no server)",
@@ -162,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="reference clip (3–30 s of speech; WAV, FLAC, OGG or MP3) to speak like",
     )
 
-    emotions = _command(
+    emotions = add_command(
         sub,
         "emotions",
         "list the emotions, their synonyms and what each does to the voice",
@@ -173,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emotions.add_argument("--json", action="store_true", help="JSON on stdout")
 
-    client = _command(
+    client = add_command(
         sub,
         "client",
         "speak text through a running server into WAV files",
@@ -226,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The flag's earlier name, kept working for scripts that use it.
     client.add_argument("--voice-file", dest="voice_file", type=Path, help=argparse.SUPPRESS)
 
-    bench = _command(
+    bench = add_command(
         sub,
         "bench",
         "measure the engine, the emotions or a running server",
@@ -238,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  voxlive bench idle --connections 500",
     )
     bench_sub = bench.add_subparsers(dest="target", required=True, metavar="TARGET")
-    eng = _command(
+    eng = add_command(
         bench_sub,
         "engine",
         "engine vs Piper's onnxruntime, side by side",
@@ -260,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     eng.add_argument("--no-piper", action="store_true", help="skip the Piper baseline")
     _engine_options(eng)
-    emo = _command(
+    emo = add_command(
         bench_sub,
         "emotions",
         "what each emotion changes in the audio, against neutral",
@@ -281,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emo.add_argument("--json", action="store_true", help="JSON on stdout")
     _engine_options(emo)
-    idle = _command(
+    idle = add_command(
         bench_sub,
         "idle",
         "server memory per idle connection",
@@ -292,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--connections", type=int, default=500, metavar="N", help="idle connections to open"
     )
     idle.add_argument("--json", action="store_true", help="JSON on stdout")
-    load = _command(
+    load = add_command(
         bench_sub,
         "server",
         "load generator against a running server",
@@ -340,23 +304,6 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
         default="float32",
         help="number format of the decoder",
     )
-
-
-INPUT_FILES = {"file": "-f/--file", "voice": "--voice", "voice_file": "--voice", "texts": "--texts"}
-"""Arguments that name a file to read, and the flag a message names for each."""
-
-
-def check_inputs(args: argparse.Namespace) -> None:
-    """Every input file given exists, checked before any model loads.
-
-    Raises:
-        FileNotFoundError: one is missing (the message names the flag and the path).
-    """
-    for dest, flag in INPUT_FILES.items():
-        path = getattr(args, dest, None)
-        if isinstance(path, Path) and not path.is_file():
-            what = "is a directory, not a file" if path.is_dir() else "no such file"
-            raise FileNotFoundError(f"{flag} {path}: {what}")
 
 
 def dispatch(args: argparse.Namespace) -> int:
