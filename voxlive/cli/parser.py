@@ -313,6 +313,10 @@ def dispatch(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        if args.command == "say":  # a wrong combination of sources is named before a file
+            from .say import check_say_args
+
+            check_say_args(args)
         check_inputs(args)
         status = _dispatch(args)
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
