@@ -94,9 +94,10 @@ class Config:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError("port", f"port must be in [0, 65535], got {self.port}")
+        kinds = get_type_hints(Config)
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, int) and f.name != "port" and value < 1:
+            if kinds[f.name] is int and f.name != "port" and value < 1:  # counts and sizes
                 raise ConfigError(f.name, f"{f.name} must be ≥ 1, got {value}")
         if self.precision not in get_args(Precision):
             raise ConfigError(

@@ -222,3 +222,7 @@ def test_the_reference_clip_is_voice_in_say_and_client(capsys) -> None:
     assert old.voice_file == Path("r.wav")
     assert "--voice-file" not in help_of(capsys, "client")
     assert "--voice FILE" in help_of(capsys, "client")
+
+
+def test_a_zero_grace_period_given_as_an_int_is_valid() -> None:
+    assert Config(graceful_shutdown_s=0).graceful_shutdown_s == 0
