@@ -22,11 +22,10 @@ by the header: one decode block (65536 frames, all channels), the resampler's wo
 arrays for it (a few tens of MB at 384 kHz), and the mono clip at the asked rate with
 its float64 frame analysis (~24 bytes per output sample: ~230 MB for 600 s at 16 kHz).
 Time is linear in decoded seconds and dominated by resampling, whose cost grows with
-the source rate: on one core, ~2 ms per decoded second at 22.05 kHz, ~8 ms at 44.1 kHz,
-~60 ms at 384 kHz. The worst case the default limits allow (600 s of near-constant
-384 kHz audio, which FLAC packs into under 1 MB) measured 30-45 s of CPU and ~240 MB.
-Hostile headers are refused in well under a millisecond. The server must run this off
-the event loop with bounded concurrency (or lower ``max_decoded_seconds``).
+the source rate (figures, including the worst case the default limits allow:
+``docs/performance.md``). Hostile headers are refused before any decoding. The server
+must run this off the event loop with bounded concurrency (or lower
+``max_decoded_seconds``).
 """
 
 from __future__ import annotations

@@ -1,101 +1,224 @@
-"""Server configuration: one frozen dataclass, from flags or ``VOXLIVE_*`` environment variables."""
+"""Server configuration: one frozen dataclass, from flags or ``VOXLIVE_*`` environment variables.
+
+Every field is a setting of ``voxlive serve``: the flag ``--max-queued-items`` and
+the variable ``VOXLIVE_MAX_QUEUED_ITEMS`` set ``max_queued_items``, and the field's
+``doc`` metadata is its help text (the command line is generated from these fields).
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import types
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any, Literal
+from dataclasses import Field, dataclass, field, fields
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-__all__ = ["Config"]
+__all__ = ["ENV_PREFIX", "Config", "ConfigError", "env_name", "flag_name", "parse_setting"]
 
 Precision = Literal["float32", "bfloat16", "float16"]
+
+ENV_PREFIX = "VOXLIVE_"
+
+_T = TypeVar("_T")
+
+
+def _setting(default: _T, doc: str) -> _T:
+    """A field with a default and the help text of its flag and variable."""
+    # A dataclasses.Field, typed as the value (as field() itself is typed).
+    return field(default=default, metadata={"doc": doc})
+
+
+class ConfigError(ValueError):
+    """A setting has a value it cannot take; ``name`` is the field's name."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """Everything ``voxlive serve`` can be told. Units are in the names."""
 
-    host: str = "127.0.0.1"
-    port: int = 8765
-    device: str = "cpu"
-    """``cpu``, ``cuda`` or ``cuda:N``."""
-    precision: Precision = "float32"
-    """dtype of the prior flow and decoder."""
-    token: str | None = None
-    """When set, ``hello.token`` must equal it (else close 4003)."""
-    max_active_items: int = 16
-    """Sentences decoded together at most (the rest wait in the queue)."""
-    step_budget_frames: int = 192
-    """Latent frames decoded per engine turn at most (≈ 60 ms of CPU work here); keeps new
-    utterances from waiting behind long steps. Measured with 16 sessions: 384 gave a
-    p95 first audio of ~420 ms, 192 ~290 ms, at the same throughput."""
-    max_queued_items: int = 512
-    """Sentences waiting at most; beyond, ``speak`` gets ``overloaded``."""
-    max_inflight: int = 64
-    """Utterances in flight per connection."""
-    max_message_bytes: int = 64 * 1024
-    max_text_chars: int = 5000
-    first_chunk_frames: int = 16
-    """Latent frames (× 256 samples at 22.05 kHz) in each utterance's first chunk."""
-    send_buffer_bytes: int = 4 * 1024 * 1024
-    """Audio queued for one client beyond which it counts as not reading."""
-    slow_consumer_timeout_s: float = 5.0
-    """How long a client may stay over ``send_buffer_bytes`` before it is closed (4008)."""
-    graceful_shutdown_s: float = 10.0
-    """On SIGTERM: how long in-flight utterances may take to finish."""
-    frontend_threads: int = 1
-    """Threads that turn text into phonemes (espeak-ng is serialized anyway)."""
-    redis_url: str | None = None
-    """Where registered voices live (``redis://host:port/db``); ``None``: in process."""
-    max_reference_bytes: int = 10 * 1024 * 1024
-    """Largest ``voice.register`` upload, in bytes."""
+    host: str = _setting("127.0.0.1", "Address to listen on; 0.0.0.0 listens on every interface.")
+    port: int = _setting(8765, "TCP port for WebSocket and HTTP (/healthz, /readyz); 0 picks one.")
+    device: str = _setting("cpu", "Where the model runs: cpu, cuda or cuda:N.")
+    precision: Precision = _setting(
+        "float32", "Number format of the prior flow and decoder: float32, bfloat16 or float16."
+    )
+    token: str | None = _setting(
+        None, "When set, clients must send it as hello.token (others are closed with 4003)."
+    )
+    max_active_items: int = _setting(
+        16, "Sentences synthesized together at most; the others wait in the queue."
+    )
+    step_budget_frames: int = _setting(
+        192,
+        "Latent frames decoded per engine turn at most: a smaller budget lets a new "
+        "utterance start sooner behind long ones (see docs/performance.md).",
+    )
+    max_queued_items: int = _setting(
+        512, "Sentences waiting at most; beyond it, speak is answered with overloaded."
+    )
+    max_inflight: int = _setting(64, "Utterances in flight per connection at most.")
+    max_message_bytes: int = _setting(64 * 1024, "Largest control message a client may send.")
+    max_text_chars: int = _setting(5000, "Longest text of one utterance, in characters.")
+    first_chunk_frames: int = _setting(
+        16,
+        "Latent frames (256 samples each at 22.05 kHz) in each utterance's first chunk: "
+        "fewer start the audio sooner.",
+    )
+    send_buffer_bytes: int = _setting(
+        4 * 1024 * 1024, "Audio queued for one client beyond which it counts as not reading."
+    )
+    slow_consumer_timeout_s: float = _setting(
+        5.0, "How long a client may stay over send_buffer_bytes before it is closed (4008)."
+    )
+    graceful_shutdown_s: float = _setting(
+        10.0, "On SIGTERM or Ctrl-C: how long in-flight utterances may take to finish."
+    )
+    frontend_threads: int = _setting(
+        1, "Threads that turn text into phonemes (espeak-ng is serialized anyway)."
+    )
+    redis_url: str | None = _setting(
+        None,
+        "Where registered voices live, e.g. redis://HOST:PORT/0, shared by every server "
+        "process; unset: in this process's memory.",
+    )
+    max_reference_bytes: int = _setting(
+        10 * 1024 * 1024, "Largest reference clip a client may upload (voice.register)."
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be in [0, 65535], got {self.port}")
-        for name in ("max_active_items", "max_queued_items", "max_inflight", "frontend_threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.precision not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"precision must be float32, bfloat16 or float16: {self.precision}")
-        if self.graceful_shutdown_s < 0 or self.slow_consumer_timeout_s <= 0:
-            raise ValueError("timeouts must be positive")
+            raise ConfigError("port", f"port must be in [0, 65535], got {self.port}")
+        kinds = get_type_hints(Config)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if kinds[f.name] is int and f.name != "port" and value < 1:  # counts and sizes
+                raise ConfigError(f.name, f"{f.name} must be ≥ 1, got {value}")
+        if self.precision not in get_args(Precision):
+            raise ConfigError(
+                "precision", f"precision must be float32, bfloat16 or float16, got {self.precision}"
+            )
+        if not (math.isfinite(self.graceful_shutdown_s) and self.graceful_shutdown_s >= 0):
+            raise ConfigError(
+                "graceful_shutdown_s",
+                f"graceful_shutdown_s must be ≥ 0 seconds, got {self.graceful_shutdown_s}",
+            )
+        if not (math.isfinite(self.slow_consumer_timeout_s) and self.slow_consumer_timeout_s > 0):
+            raise ConfigError(
+                "slow_consumer_timeout_s",
+                f"slow_consumer_timeout_s must be > 0 seconds, got {self.slow_consumer_timeout_s}",
+            )
+
+    @staticmethod
+    def settings() -> tuple[Field[Any], ...]:
+        """The fields, in declaration order (each with ``metadata["doc"]``)."""
+        return fields(Config)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-        """``VOXLIVE_PORT=9000`` etc.; ``overrides`` (e.g. from flags) win.
+        """``VOXLIVE_PORT=9000`` etc.; ``overrides`` (typed values, e.g. from flags) win.
 
         Raises:
-            ValueError: a variable does not parse as its field's type.
+            ValueError: a variable does not parse as its field's type, or a value is out
+                of range (the message names the variable or field).
         """
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(f"VOXLIVE_{f.name.upper()}")
-            if raw is not None:
-                values[f.name] = _parse(f.name, raw, getattr(cls(), f.name))
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        return cls._build(_from_env(env), {k: v for k, v in overrides.items() if v is not None})
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Config:
-        """Flags of ``voxlive serve`` over environment over defaults."""
-        names = {f.name for f in fields(cls)}
-        return cls.from_env(env, **{k: v for k, v in vars(args).items() if k in names})
+        """Flags of ``voxlive serve`` over environment over defaults.
+
+        A flag's value may be the raw string typed (as the generated flags give it) or
+        already of the field's type.
+
+        Raises:
+            ValueError: a flag or variable does not parse, or a value is out of range;
+                the message names the flag or variable it came from.
+        """
+        given: dict[str, Any] = {}
+        for f in fields(cls):
+            value = getattr(args, f.name, None)
+            if isinstance(value, str):
+                value = parse_setting(f.name, value, flag_name(f.name))
+            if value is not None:
+                given[f.name] = value
+        return cls._build(_from_env(env), given, flags=True)
+
+    @classmethod
+    def _build(
+        cls, from_env: dict[str, Any], overrides: dict[str, Any], *, flags: bool = False
+    ) -> Config:
+        try:
+            return cls(**{**from_env, **overrides})
+        except ConfigError as exc:
+            if exc.name in overrides:
+                where = flag_name(exc.name) if flags else None
+            else:
+                where = env_name(exc.name) if exc.name in from_env else None
+            raise ConfigError(exc.name, f"{exc} (from {where})" if where else str(exc)) from None
 
 
-def _parse(name: str, raw: str, default: Any) -> Any:
-    try:
-        if isinstance(default, bool):
-            return raw.lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
+def flag_name(name: str) -> str:
+    """``max_queued_items`` → ``--max-queued-items``."""
+    return "--" + name.replace("_", "-")
+
+
+def env_name(name: str) -> str:
+    """``max_queued_items`` → ``VOXLIVE_MAX_QUEUED_ITEMS``."""
+    return ENV_PREFIX + name.upper()
+
+
+def parse_setting(name: str, raw: str, source: str | None = None) -> Any:
+    """``raw`` as the type of field ``name``; an empty string unsets an optional field.
+
+    Raises:
+        ConfigError: ``raw`` is not a value of that type (the message names ``source``,
+            by default the field's variable).
+    """
+    where = source or env_name(name)
+    kind = get_type_hints(Config)[name]
+    optional = get_origin(kind) in (Union, types.UnionType) and type(None) in get_args(kind)
+    if optional:
+        if raw == "":
+            return None
+        (kind,) = [t for t in get_args(kind) if t is not type(None)]
+    if get_origin(kind) is Literal:
+        if raw not in get_args(kind):
+            choices = ", ".join(map(str, get_args(kind)))
+            raise ConfigError(name, f"{where}: {raw!r} is not one of {choices}")
+        return raw
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, f"{where}: {raw!r} is not true or false")
+    if kind is int:
+        try:
             return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError as exc:
-        raise ValueError(
-            f"VOXLIVE_{name.upper()}={raw!r} is not a valid {type(default).__name__}"
-        ) from exc
+        except ValueError:
+            raise ConfigError(name, f"{where}: {raw!r} is not a whole number") from None
+    if kind is float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(name, f"{where}: {raw!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ConfigError(name, f"{where}: {raw!r} is not a finite number")
+        return value
     return raw
+
+
+def _from_env(env: Mapping[str, str] | None) -> dict[str, Any]:
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in fields(Config):
+        raw = env.get(env_name(f.name))
+        if raw is not None:
+            values[f.name] = parse_setting(f.name, raw)
+    return values

@@ -379,8 +379,8 @@ def scale_durations(base: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Whole-frame durations ``base`` (``[b, t_x]``) times ``scale``, rounded without drift.
 
     Rounding each phoneme on its own (Piper's ``ceil(w * length_scale)``) swallows
-    small changes: most phonemes last 1-3 frames, so ×0.9 rarely moves one (measured:
-    speed 1.2 shortened speech by 6 %). Here every utterance gets the scaled total
+    small changes: most phonemes last 1-3 frames, so ×0.9 rarely moves one
+    (``docs/performance.md``). Here every utterance gets the scaled total
     (rounded), a phoneme that had frames keeps at least one, and the frames beyond
     those minimums are spread over the phonemes by rounding their running total.
     """

@@ -2,8 +2,9 @@
 
 ``voxlive client --url ws://HOST:PORT "TEXT" -o out.wav`` writes one file; with
 ``-f lines.txt -o OUTDIR/`` every non-empty line becomes ``0001.wav``, ``0002.wav`` …
-(in line order), all sent at once over one connection. ``--voice-file ref.wav``
-registers that reference clip first (session scope) and speaks in its voice.
+(in line order), all sent at once over one connection. ``--voice ref.wav``
+registers that reference clip first (session scope) and speaks in its voice
+(``--voice-file``, its earlier name, still works).
 ``--emotion NAME [--intensity X]``, ``--pitch ST`` and ``--volume DB`` shape the
 delivery (SPEC.md §4.4.1). Exit status: 0 when all went well; 2 when the connection
 failed, the clip was refused or a single text could not be spoken; 1 when some lines
@@ -48,7 +49,7 @@ def run_client(args: argparse.Namespace) -> int:
 
 
 async def _use_voice_file(c: Client, args: argparse.Namespace) -> str | None:
-    """Register ``--voice-file``; return its voice id, or ``None`` after reporting why not."""
+    """Register the ``--voice`` clip; return its voice id, or ``None`` after reporting why not."""
     try:
         ready = await asyncio.wait_for(c.register_voice(args.voice_file), args.timeout)
     except (OSError, ValueError) as exc:

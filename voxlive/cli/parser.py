@@ -1,6 +1,7 @@
-"""The ``voxlive`` command line: ``serve``, ``say``, ``client``, ``bench``, ``emotions``.
+"""The ``voxlive`` command line: the parser of every command, and dispatch.
 
-Parsing and dispatch only; logging and the event loop are set up in ``__main__``.
+Help text here is written for users. Logging is set up by ``main.py`` (the
+``voxlive`` entry point); :func:`main` leaves it alone, for tests and embedding.
 """
 
 from __future__ import annotations
@@ -12,38 +13,76 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["build_parser", "dispatch", "main"]
+from .errors import EXIT_FAILED, EXIT_USAGE, check_inputs, run_reporting_errors
+from .usage import Formatter, add_command
 
-EXIT_USAGE = 2
-EXIT_FAILED = 1
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "build_parser", "dispatch", "main"]
+
+DESCRIPTION = """\
+voxlive: real-time text-to-speech with emotions, for live interaction.
+
+Run the streaming WebSocket server that bots, browser pages and game characters
+talk to, speak text into WAV files on this machine, or measure the engine and a
+running server."""
+
+EXAMPLES = """\
+examples:
+  voxlive serve --port 8765                      start the server (Ctrl-C stops it)
+  voxlive say "Welcome back!" -o hi.wav --emotion happy
+  voxlive client "Thanks for the raid!" -o reply.wav
+  voxlive emotions                               the emotions and their synonyms
+
+Run `voxlive COMMAND --help` for a command's options."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="voxlive", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run the WebSocket server (flags override VOXLIVE_* env)")
-    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="TCP port (default 8765)")
-    serve.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
-    serve.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default=None)
-    serve.add_argument("--token", default=None, help="require this hello.token")
-    serve.add_argument("--max-active-items", type=int, default=None)
-    serve.add_argument("--max-queued-items", type=int, default=None)
-    serve.add_argument("--first-chunk-frames", type=int, default=None)
-    serve.add_argument("--graceful-shutdown-s", type=float, default=None)
-    serve.add_argument(
-        "--redis", dest="redis_url", default=None, help="voice store URL (default: in process)"
+    parser = argparse.ArgumentParser(
+        prog="voxlive", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=Formatter
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, and tracebacks of errors"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    say = sub.add_parser("say", help="synthesize text to WAV files")
-    # TEXT, -f or --demo-grid (TEXT may go with --demo-grid); checked in server.say.
+    serve = add_command(
+        sub,
+        "serve",
+        "run the streaming WebSocket server",
+        "Run the WebSocket server (protocol/SPEC.md) with the bundled voice. Every setting\n"
+        "below can also come from the environment variable named after it; a flag wins\n"
+        "over the variable. SIGTERM or Ctrl-C lets in-flight utterances finish, then stops.",
+        "  voxlive serve                                    127.0.0.1:8765, CPU, voices in memory\n"
+        "  voxlive serve --host 0.0.0.0 --port 9000 --token s3cret\n"
+        "  VOXLIVE_REDIS_URL=redis://localhost:6379/0 voxlive serve --device cuda",
+    )
+    from .settings import add_settings
+
+    add_settings(serve)
+
+    say = add_command(
+        sub,
+        "say",
+        "speak text into WAV files, in this process (no server)",
+        "Synthesize TEXT (or every line of a file) into 16-bit WAV files with the bundled\n"
+        "voice, in this process. Exit status: 0; 1 when some lines of -f could not be\n"
+        "spoken (the others are written); 2 for text that cannot be spoken or a bad flag.",
+        '  voxlive say "Welcome back to the stream!" -o hi.wav\n'
+        '  voxlive say "We won!" -o won.wav --emotion excited --intensity 0.9\n'
+        "  voxlive say -f lines.txt -o outdir/ --voice ref.wav      0001.wav, 0002.wav, ...\n"
+        "  voxlive say --demo-grid grid/                            every emotion, side by side",
+    )
+    # TEXT, -f or --demo-grid (TEXT may go with --demo-grid); checked in cli.say.
     src = say.add_mutually_exclusive_group()
     src.add_argument("text", nargs="?", help="text to speak (with --demo-grid: the sentence)")
-    src.add_argument("-f", "--file", type=Path, help="one utterance per non-empty line")
+    src.add_argument(
+        "-f", "--file", type=Path, metavar="FILE", help="one utterance per non-empty line"
+    )
     say.add_argument(
-        "-o", "--output", type=Path, help="WAV file, or directory with -f (not with --demo-grid)"
+        "-o",
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help="WAV file; with -f, the directory for the WAVs (not with --demo-grid)",
     )
     say.add_argument(
         "--demo-grid",
@@ -77,18 +116,51 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument(
         "--deterministic", action="store_true", help="no sampling noise (same text → same samples)"
     )
-    say.add_argument("--batch", type=int, default=8, help="sentences per batch with -f")
-    say.add_argument("--voice", type=Path, help="reference clip (3-30 s of speech) to speak like")
+    say.add_argument(
+        "--batch", type=int, default=8, metavar="N", help="sentences synthesized together with -f"
+    )
+    say.add_argument(
+        "--voice",
+        type=Path,
+        metavar="FILE",
+        help="reference clip (3–30 s of speech; WAV, FLAC, OGG or MP3) to speak like",
+    )
 
-    emotions = sub.add_parser("emotions", help="the emotion vocabulary and prosody profiles")
+    emotions = add_command(
+        sub,
+        "emotions",
+        "list the emotions, their synonyms and what each does to the voice",
+        "Print the emotion vocabulary: each emotion's prosody at intensity 1 (rate,\n"
+        "pauses, pitch level and range, loudness, spectral tilt, breathiness, phrase end)\n"
+        "and the synonyms accepted for it. Loads no model.",
+        "  voxlive emotions\n  voxlive emotions --json | jq '.[].name'",
+    )
     emotions.add_argument("--json", action="store_true", help="JSON on stdout")
 
-    client = sub.add_parser("client", help="speak through a running server into WAV files")
+    client = add_command(
+        sub,
+        "client",
+        "speak text through a running server into WAV files",
+        "Connect to a running `voxlive serve`, speak TEXT (or every line of a file, all\n"
+        "sent at once over one connection) and write the audio as WAV files. Exit status:\n"
+        "0; 1 when some lines of -f could not be spoken (the others are written); 2 when\n"
+        "the connection failed, the clip was refused or a single text could not be spoken.",
+        '  voxlive client "Thanks for the raid!" -o reply.wav\n'
+        '  voxlive client --url ws://10.0.0.5:8765 --token s3cret "Hi!" -o hi.wav\n'
+        "  voxlive client -f lines.txt -o outdir/ --voice ref.wav --emotion calm",
+    )
     client_src = client.add_mutually_exclusive_group(required=True)
     client_src.add_argument("text", nargs="?", help="text to speak")
-    client_src.add_argument("-f", "--file", type=Path, help="one utterance per non-empty line")
+    client_src.add_argument(
+        "-f", "--file", type=Path, metavar="FILE", help="one utterance per non-empty line"
+    )
     client.add_argument(
-        "-o", "--output", type=Path, required=True, help="WAV file, or directory with -f"
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="WAV file; with -f, the directory for the WAVs",
     )
     _client_options(client)
     client.add_argument("--speed", type=float, default=1.0, help="speaking rate (0.25–4)")
@@ -105,39 +177,111 @@ def build_parser() -> argparse.ArgumentParser:
         "--volume", type=float, default=0.0, metavar="DB", help="gain in dB (−30 to 12)"
     )
     client.add_argument("--seed", type=int, help="noise seed, for reproducible output")
-    client.add_argument("--timeout", type=float, default=120.0, help="seconds per utterance")
     client.add_argument(
-        "--voice-file", type=Path, help="register this reference clip and speak in its voice"
+        "--timeout", type=float, default=120.0, metavar="SECONDS", help="seconds per utterance"
     )
+    client.add_argument(
+        "--voice",
+        dest="voice_file",
+        type=Path,
+        metavar="FILE",
+        help="reference clip (3–30 s of speech) to register first and speak like",
+    )
+    # The flag's earlier name, kept working for scripts that use it.
+    client.add_argument("--voice-file", dest="voice_file", type=Path, help=argparse.SUPPRESS)
 
-    bench = sub.add_parser("bench", help="benchmarks (JSON with --json)")
-    bench_sub = bench.add_subparsers(dest="target", required=True)
-    eng = bench_sub.add_parser("engine", help="engine vs Piper's onnxruntime, side by side")
-    eng.add_argument("--texts", type=Path, help="sentences, one per line (default: built in)")
+    bench = add_command(
+        sub,
+        "bench",
+        "measure the engine, the emotions or a running server",
+        "Benchmarks; each prints a report (JSON with --json). What the figures mean and\n"
+        "the latest ones: docs/performance.md.",
+        "  voxlive bench engine --precision bfloat16\n"
+        "  voxlive bench emotions --sentences 5\n"
+        "  voxlive bench server --url ws://127.0.0.1:8765 --sessions 16 --utterances 6\n"
+        "  voxlive bench idle --connections 500",
+    )
+    bench_sub = bench.add_subparsers(dest="target", required=True, metavar="TARGET")
+    eng = add_command(
+        bench_sub,
+        "engine",
+        "engine vs Piper's onnxruntime, side by side",
+        "Run our engine and Piper's own onnxruntime voice on the same sentences in one\n"
+        "process: throughput (audio seconds per second) by batch size, real-time factor,\n"
+        "first-chunk latency, peak memory, and the ratios.",
+        "  voxlive bench engine\n  voxlive bench engine --batches 1,8 --precision bfloat16 --json",
+    )
+    eng.add_argument(
+        "--texts", type=Path, metavar="FILE", help="sentences, one per line (default: built in)"
+    )
     eng.add_argument("--json", action="store_true", help="JSON on stdout")
     eng.add_argument("--batches", default="1,4,8,16", help="batch sizes to measure")
-    eng.add_argument("--repeats", type=int, default=10, help="first-chunk latency samples")
-    eng.add_argument("--items", type=int, default=32, help="utterances per throughput figure")
+    eng.add_argument(
+        "--repeats", type=int, default=10, metavar="N", help="first-chunk latency samples"
+    )
+    eng.add_argument(
+        "--items", type=int, default=32, metavar="N", help="utterances per throughput figure"
+    )
     eng.add_argument("--no-piper", action="store_true", help="skip the Piper baseline")
     _engine_options(eng)
-    emo = bench_sub.add_parser("emotions", help="each emotion's measured effect vs neutral")
-    emo.add_argument("--sentences", type=int, default=10, help="how many built-in sentences")
-    emo.add_argument("--texts", type=Path, help="sentences, one per line (default: built in)")
+    emo = add_command(
+        bench_sub,
+        "emotions",
+        "what each emotion changes in the audio, against neutral",
+        "Render the same sentences neutral and in every emotion, and measure on the audio\n"
+        "mean pitch, pitch range, articulation rate and loudness; also the real-time\n"
+        "factor of the engine and of the expressive stage.",
+        "  voxlive bench emotions\n  voxlive bench emotions --sentences 3 --voice ref.wav --json",
+    )
+    emo.add_argument(
+        "--sentences", type=int, default=10, metavar="N", help="how many built-in sentences"
+    )
+    emo.add_argument(
+        "--texts", type=Path, metavar="FILE", help="sentences, one per line (default: built in)"
+    )
     emo.add_argument("--intensities", default="0.5,1", help="intensities to measure")
-    emo.add_argument("--voice", type=Path, help="also measure this reference voice")
+    emo.add_argument(
+        "--voice", type=Path, metavar="FILE", help="also measure with this reference clip"
+    )
     emo.add_argument("--json", action="store_true", help="JSON on stdout")
     _engine_options(emo)
-    idle = bench_sub.add_parser("idle", help="server memory per idle connection")
-    idle.add_argument("--connections", type=int, default=500)
+    idle = add_command(
+        bench_sub,
+        "idle",
+        "server memory per idle connection",
+        "Start a server, open idle connections to it and report the memory each costs.",
+        "  voxlive bench idle --connections 500",
+    )
+    idle.add_argument(
+        "--connections", type=int, default=500, metavar="N", help="idle connections to open"
+    )
     idle.add_argument("--json", action="store_true", help="JSON on stdout")
-    load = bench_sub.add_parser("server", help="load generator against a running server")
+    load = add_command(
+        bench_sub,
+        "server",
+        "load generator against a running server",
+        "Open sessions to a running server and speak utterances through them, closed loop\n"
+        "(each session waits for its last utterance) or open loop (--rate); report first-\n"
+        "audio latency, real-time factor, throughput and errors. Exit status 1 when any\n"
+        "utterance failed, 2 when the server cannot be reached.",
+        "  voxlive bench server --sessions 16 --utterances 6\n"
+        "  voxlive bench server --rate 8 --emotions happy,sad --json",
+    )
     _client_options(load)
-    load.add_argument("--sessions", type=int, default=4, help="WebSocket connections")
-    load.add_argument("--utterances", type=int, default=8, help="utterances per session")
-    load.add_argument("--rate", type=float, help="open loop: Poisson arrivals, utterances/s")
-    load.add_argument("--texts", type=Path, help="sentences, one per line (default: built in)")
+    load.add_argument("--sessions", type=int, default=4, metavar="N", help="WebSocket connections")
+    load.add_argument(
+        "--utterances", type=int, default=8, metavar="N", help="utterances per session"
+    )
+    load.add_argument(
+        "--rate", type=float, metavar="PER_S", help="open loop: Poisson arrivals, utterances/s"
+    )
+    load.add_argument(
+        "--texts", type=Path, metavar="FILE", help="sentences, one per line (default: built in)"
+    )
     load.add_argument("--json", action="store_true", help="JSON on stdout")
-    load.add_argument("--timeout", type=float, default=120.0, help="seconds per utterance")
+    load.add_argument(
+        "--timeout", type=float, default=120.0, metavar="SECONDS", help="seconds per utterance"
+    )
     load.add_argument("--seed", type=int, help="seed of the open-loop arrival schedule")
     load.add_argument("--emotions", help="comma-separated emotions given to the utterances in turn")
     load.add_argument("--intensity", type=float, default=0.7, help="their intensity (0–1)")
@@ -146,23 +290,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _client_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default="ws://127.0.0.1:8765", help="server address")
-    p.add_argument("--sample-rate", type=int, help="output rate in Hz (default: the voice's)")
+    p.add_argument(
+        "--sample-rate", type=int, metavar="HZ", help="output rate (default: the voice's)"
+    )
     p.add_argument("--token", help="hello.token, if the server requires one")
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda or cuda:N")
     p.add_argument(
         "--precision",
         choices=["float32", "bfloat16", "float16"],
         default="float32",
-        help="decoder precision",
+        help="number format of the decoder",
     )
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    """Run the parsed command; returns the exit status."""
+    """Run the parsed command; returns the exit status (errors are reported, not raised)."""
+    return run_reporting_errors(lambda: _run(args), verbose=getattr(args, "verbose", False))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
+        if args.command == "say":  # a wrong combination of sources is named before a file
+            from .say import check_say_args
+
+            check_say_args(args)
+        check_inputs(args)
         status = _dispatch(args)
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
         return status
@@ -170,18 +325,16 @@ def dispatch(args: argparse.Namespace) -> int:
         # Point stdout at devnull so the interpreter's final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ValueError, RuntimeError, OSError) as exc:
-        print(f"voxlive: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from voxlive.server.config import Config
 
+        config = Config.from_args(args)  # a bad setting fails before torch is imported
         from .serve import serve_until_signalled
 
-        return serve_until_signalled(Config.from_args(args))
+        return serve_until_signalled(config)
     if args.command == "say":
         from .say import run_say
 
