@@ -6,11 +6,11 @@ import argparse
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, get_args
+
+from voxlive.engine.interface import Precision
 
 __all__ = ["Config"]
-
-Precision = Literal["float32", "bfloat16", "float16"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,7 +58,7 @@ class Config:
         for name in ("max_active_items", "max_queued_items", "max_inflight", "frontend_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.precision not in ("float32", "bfloat16", "float16"):
+        if self.precision not in get_args(Precision):
             raise ValueError(f"precision must be float32, bfloat16 or float16: {self.precision}")
         if self.graceful_shutdown_s < 0 or self.slow_consumer_timeout_s <= 0:
             raise ValueError("timeouts must be positive")
