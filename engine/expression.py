@@ -22,13 +22,11 @@ import numpy as np
 
 from .emotion import DEFAULT_INTENSITY, Prosody, prosody, resolve
 from .frontend import FrontendResult
+from .layout import PAUSE_PHONEMES, pause_scales, phrase_span
 from .voice import SynthesisParams, SynthesisRequest, Voice
 from .world import StreamAdapter, VoiceTransform
 
 __all__ = ["PAUSE_PHONEMES", "Expression", "check_rate", "pause_scales", "phrase_span", "render"]
-
-PAUSE_PHONEMES = frozenset(",.!?;:—…")
-"""Phonemes that are pauses (Piper's punctuation symbols)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,34 +176,3 @@ def render(
         timings["engine_s"] = t1 - t0
         timings["stage_s"] = time.perf_counter() - t1
     return out
-
-
-def pause_scales(n_ids: int, phonemes: Sequence[str], factor: float) -> list[float] | None:
-    """Per-id duration scales (ids are ``^ _ (p _)* $``) lengthening pauses by ``factor``.
-
-    A pause phoneme and the pad after it are scaled; None when nothing changes
-    (or when the ids do not have that layout).
-    """
-    if factor == 1.0 or n_ids != 2 * len(phonemes) + 3:
-        return None
-    if not any(p in PAUSE_PHONEMES for p in phonemes):
-        return None
-    scales = [1.0] * n_ids
-    for j, p in enumerate(phonemes):
-        if p in PAUSE_PHONEMES:
-            scales[2 + 2 * j] = scales[3 + 2 * j] = factor
-    return scales
-
-
-def phrase_span(phonemes: Sequence[str], durations: Sequence[int]) -> tuple[int, int]:
-    """Samples ``[start, end)`` of a sentence's speech, from its per-id durations.
-
-    Start: after the leading pad and punctuation; end: before the trailing
-    punctuation, pads and end marker (where a phrase-end contour must land).
-    """
-    spoken = [j for j, p in enumerate(phonemes) if p not in PAUSE_PHONEMES and p != " "]
-    if not spoken or len(durations) < 2 * len(phonemes) + 3:
-        return 0, 0
-    start = sum(durations[: 2 + 2 * spoken[0]])
-    end = sum(durations[: 3 + 2 * spoken[-1]])
-    return start, end

@@ -20,11 +20,12 @@ import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Final, Literal, Self, TypeAlias
+from typing import Any, Final, Self, TypeAlias
 
 from . import textnorm
+from .interface import Sentence, Text, TextError, TextErrorCode
+from .sentences import split_sentences
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -38,8 +39,6 @@ __all__ = [
 MAX_TEXT_CHARS: Final = 5000
 """Default limit on the raw input length, in characters."""
 
-TextErrorCode: TypeAlias = Literal["empty_text", "text_too_long", "unsupported_language"]
-
 _BOS: Final = "^"
 _EOS: Final = "$"
 _PAD: Final = "_"
@@ -51,49 +50,13 @@ _SILENT_PHONEMES: Final = frozenset(" !\"'(),-.:;?")
 """Punctuation "phonemes": a sentence made only of these carries no speech."""
 
 _WORD_RE: Final = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
-_BOUNDARY_RE: Final = re.compile(r"[.!?]+[\"')\]]*\s+")
 
 _ESPEAK_LOCK: Final = threading.Lock()
 _espeak: ModuleType | None = None  # guarded by _ESPEAK_LOCK
 
 
-class TextError(ValueError):
-    """The text cannot be spoken by this voice.
-
-    Attributes:
-        code: ``"empty_text"``, ``"text_too_long"`` or ``"unsupported_language"``.
-    """
-
-    def __init__(self, code: TextErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code: TextErrorCode = code
-
-    def __reduce__(self) -> tuple[type[TextError], tuple[TextErrorCode, str]]:
-        return type(self), (self.code, str(self))
-
-
-@dataclass(frozen=True, slots=True)
-class Sentence:
-    """One utterance for the network: a sentence, or a piece of a long one."""
-
-    text: str
-    """The normalized text spoken (best effort when espeak-ng or the length limit split it)."""
-    phonemes: list[str]
-    """Phoneme codepoints after NFD, without BOS/EOS/PAD; only phonemes the id map knows."""
-    ids: list[int]
-    """The full id sequence as Piper builds it: ``^ _ (id _)* $``."""
-    words: list[str]
-    """The words of :attr:`text`, for timestamps (best effort)."""
-
-
-@dataclass(frozen=True, slots=True)
-class FrontendResult:
-    """What :meth:`Frontend.process` made of one request."""
-
-    sentences: list[Sentence]
-    """Non-empty sentences, in order."""
-    warnings: list[str]
-    """Human-readable notes on anything dropped or changed beyond plain normalization."""
+FrontendResult: TypeAlias = Text
+"""What :meth:`Frontend.process` made of one request (the engine interface's :class:`Text`)."""
 
 
 class Frontend:
@@ -210,7 +173,7 @@ class Frontend:
         normalized, warnings = self.normalize(text)
         unknown: Counter[str] = Counter()
         sentences: list[Sentence] = []
-        for piece in _split_sentences(normalized):
+        for piece in split_sentences(normalized):
             sentences.extend(self._phonemize_piece(piece, unknown))
         warnings.extend(_unknown_phoneme_warnings(unknown))
         if not sentences:
@@ -352,22 +315,6 @@ def _strip_spaces(phonemes: list[str]) -> list[str]:
     while end > start and phonemes[end - 1] == " ":
         end -= 1
     return phonemes[start:end]
-
-
-def _split_sentences(text: str) -> list[str]:
-    """Split text where espeak-ng will end a sentence, so ``Sentence.text`` is exact.
-
-    That is after ``.``, ``!`` or ``?`` and a space, unless a lowercase letter follows.
-    """
-    pieces: list[str] = []
-    start = 0
-    for match in _BOUNDARY_RE.finditer(text):
-        if match.group().startswith("..") or text[match.end() : match.end() + 1].islower():
-            continue
-        pieces.append(text[start : match.end()].strip())
-        start = match.end()
-    pieces.append(text[start:].strip())
-    return [piece for piece in pieces if piece]
 
 
 def _allocate_text(piece: str, chunks: list[list[str]]) -> list[str]:

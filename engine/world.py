@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from .pitch import FRAME_PERIOD_MS, yin_median, yin_track
+
 __all__ = [
     "Analysis",
     "StreamAdapter",
@@ -40,8 +42,6 @@ __all__ = [
     "yin_median",
     "yin_track",
 ]
-
-FRAME_PERIOD_MS = 5.0
 
 
 @cache
@@ -144,54 +144,6 @@ class VoiceTransform:
         if unknown:
             raise ValueError(f"unknown transform keys: {sorted(unknown)}")
         return replace(cls(), **{k: float(v) for k, v in d.items()})
-
-
-def yin_track(
-    x: np.ndarray,
-    sample_rate: int,
-    hop_s: float = FRAME_PERIOD_MS / 1000,
-    fmin: float = 50.0,
-    fmax: float = 500.0,
-    voicing: float = 0.3,
-) -> np.ndarray:
-    """Per-frame F0 (Hz, 0 unvoiced) by YIN (de Cheveigné & Kawahara 2002).
-
-    Frame ``i`` is centred at ``i * hop_s``, as WORLD's frames are. YIN's
-    cumulative-mean-normalized difference rarely errs by an octave. A frame is
-    voiced when its best dip is below ``voicing`` (and it is not near-silent).
-    """
-    x = np.asarray(x, np.float64)
-    width, hop = int(0.04 * sample_rate), max(1, round(hop_s * sample_rate))
-    tau_min, tau_max = int(sample_rate / fmax), min(int(sample_rate / fmin), width - 1)
-    n_frames = len(x) // hop + 1
-    padded = np.pad(x, (width // 2, width))
-    starts = np.arange(n_frames) * hop
-    frames = padded[starts[:, None] + np.arange(width)[None, :]]  # [n, w] centred frames
-    power = (frames**2).mean(1)
-    n_fft = 1 << int(np.ceil(np.log2(2 * width)))
-    spec = np.fft.rfft(frames, n_fft)
-    r = np.fft.irfft(spec * np.conj(spec), n_fft)[:, : tau_max + 1]  # [n, tau] autocorrelation
-    cum = np.concatenate([np.zeros((n_frames, 1)), np.cumsum(frames**2, axis=1)], 1)  # [n, w+1]
-    taus = np.arange(tau_max + 1)
-    d = cum[:, width - taus] + (cum[:, -1:] - cum[:, taus]) - 2 * r  # [n, tau] difference fn
-    cmnd = d[:, 1:] * taus[1:] / np.maximum(np.cumsum(d[:, 1:], axis=1), 1e-12)
-    search = cmnd[:, tau_min - 1 :]  # taus tau_min .. tau_max
-    rows = np.arange(n_frames)
-    below = search < 0.15
-    pick = np.where(below.any(1), below.argmax(1), search.argmin(1))
-    for _ in range(8):  # walk down to the local minimum after the first dip
-        nxt = np.minimum(pick + 1, search.shape[1] - 1)
-        pick = np.where(search[rows, nxt] < search[rows, pick], nxt, pick)
-    loud = power > 1e-3 * np.percentile(power, 95)
-    voiced = (search[rows, pick] < voicing) & loud
-    return np.where(voiced, sample_rate / (pick + tau_min), 0.0)
-
-
-def yin_median(x: np.ndarray, sample_rate: int) -> float:
-    """Median F0 (Hz) of the voiced frames by :func:`yin_track`; 0 if none."""
-    f0 = yin_track(x, sample_rate, hop_s=0.01)
-    voiced = f0[f0 > 0]
-    return float(np.median(voiced)) if len(voiced) >= 5 else 0.0
 
 
 def track_f0(x: np.ndarray, sample_rate: int) -> np.ndarray:

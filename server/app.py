@@ -1,4 +1,4 @@
-"""The server: one voice, one batcher, a WebSocket endpoint and plain HTTP health checks.
+"""The server: one engine, one batcher, a WebSocket endpoint and plain HTTP health checks.
 
 Lifecycle (uvicorn/arq style): ``serve`` runs until ``stop`` is set, then stops
 accepting, lets in-flight utterances finish for up to ``graceful_shutdown_s``,
@@ -20,20 +20,19 @@ from http import HTTPStatus
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from voxlive.engine.adapt import Probe
 from voxlive.engine.chunking import ChunkSchedule
-from voxlive.engine.emotion import EMOTIONS, SYNONYMS
-from voxlive.engine.expression import Expression, check_rate
+from voxlive.engine.interface import Engine
 from voxlive.engine.speaker import SpeakerEncoder
-from voxlive.engine.synthesizer import PROBE_SENTENCE
-from voxlive.engine.voice import SynthesisParams, Voice
-from voxlive.protocol.messages import Capabilities, Limits, SpeakOptions
+from voxlive.engine.vits import VitsEngine
+from voxlive.engine.voice import Voice
+from voxlive.protocol.messages import Capabilities, Limits
 from voxlive.protocol.types import CloseCode, StreamId
 
 from .batcher import Batcher
 from .config import Config
 from .connection import Connection
 from .store import open_store
+from .utterance import Services
 from .voices import VoiceAdapter, Voices
 
 __all__ = ["App"]
@@ -42,16 +41,33 @@ logger = logging.getLogger(__name__)
 
 
 class App:
-    """See module docstring."""
+    """See module docstring.
+
+    Args:
+        config: the settings.
+        engine: any :class:`~voxlive.engine.interface.Engine`; a loaded VITS
+            :class:`~voxlive.engine.voice.Voice` (served by a
+            :class:`~voxlive.engine.vits.VitsEngine` of this app's own); None loads
+            the bundled voice on ``config.device``.
+        speaker: the speaker encoder of voice registration (None loads it).
+    """
 
     def __init__(
         self,
         config: Config,
-        voice: Voice | None = None,
+        engine: Engine | Voice | None = None,
         speaker: SpeakerEncoder | None = None,
     ) -> None:
         self.config = config
-        self.voice = voice or Voice.load(device=config.device, precision=config.precision)
+        schedule = ChunkSchedule(first_frames=config.first_chunk_frames)
+        self._owns_engine = not _is_engine(engine)
+        self.engine: Engine
+        if engine is None:
+            self.engine = VitsEngine.load(config.device, config.precision, schedule)
+        elif isinstance(engine, Voice):
+            self.engine = VitsEngine(engine, schedule)
+        else:
+            self.engine = engine
         self.limits = Limits(
             max_message_bytes=config.max_message_bytes,
             max_text_chars=config.max_text_chars,
@@ -59,9 +75,9 @@ class App:
             max_reference_bytes=config.max_reference_bytes,
         )
         self.capabilities = Capabilities(
-            emotions=tuple(EMOTIONS),
-            emotion_aliases=dict(SYNONYMS),
-            default_sample_rate=self.voice.sample_rate,
+            emotions=tuple(self.engine.emotions),
+            emotion_aliases=dict(self.engine.emotion_aliases),
+            default_sample_rate=self.engine.sample_rate,
             pitch=True,
             volume=True,
             voice_registration=True,
@@ -74,14 +90,11 @@ class App:
         )
         self.instance = secrets.token_hex(4)
         """Prefix of session owners in a voice store shared by several servers."""
-        probe = _probe(self.voice)
-        self.center_hz = probe.stats["f0_median_hz"]
-        """The bundled voice's median pitch: the centre of pitch-range changes."""
-        self.adapter: VoiceAdapter | None = VoiceAdapter(probe, self.voice.sample_rate)
-        """Voice adaptation (the WORLD stage); ``None`` refuses registered voices."""
+        self.adapter: VoiceAdapter | None = None
+        """Voice adaptation (the VITS engine's WORLD stage); ``None`` refuses registered voices."""
+        if isinstance(self.engine, VitsEngine):
+            self.adapter = VoiceAdapter(self.engine.probe, self.engine.sample_rate)
         self.voices.adapter = self.adapter
-        self.stage_pool = ThreadPoolExecutor(1, thread_name_prefix="voxlive-stage")
-        """Runs the WORLD stage (emotion and voice) off the event loop, in order."""
         self.frontend_pool = ThreadPoolExecutor(
             config.frontend_threads, thread_name_prefix="voxlive-frontend"
         )
@@ -92,23 +105,8 @@ class App:
         self._sessions = itertools.count(1)
         self.loop: asyncio.AbstractEventLoop
         self.batcher: Batcher
-
-    def expression(self, options: SpeakOptions) -> Expression:
-        """How an utterance with ``options`` is performed (before any registered voice).
-
-        Raises:
-            ValueError: an unknown emotion or a control out of range.
-        """
-        expression = Expression.create(
-            emotion=options.emotion,
-            intensity=options.intensity,
-            speed=options.speed,
-            pitch_st=options.pitch,
-            volume_db=options.volume,
-            center_hz=self.center_hz,
-        )
-        check_rate(expression, SynthesisParams())  # e.g. speed 4 and an excited voice
-        return expression
+        self.services: Services
+        """What every utterance uses (set once ``serve`` runs)."""
 
     def next_stream(self) -> StreamId:
         return StreamId(next(self._streams) % 2**32)
@@ -130,15 +128,14 @@ class App:
                 thread, for speed: see :meth:`Batcher.run`) once ``ready`` fires.
         """
         self.loop = asyncio.get_running_loop()
-        schedule = ChunkSchedule(first_frames=self.config.first_chunk_frames)
         self.batcher = Batcher(
-            self.voice,
+            self.engine,
             self.loop.call_soon_threadsafe,
             max_active=self.config.max_active_items,
             max_queued=self.config.max_queued_items,
-            schedule=schedule,
             step_budget_frames=self.config.step_budget_frames,
         )
+        self.services = Services(self.loop, self.engine, self.batcher, self.frontend_pool)
         if engine_thread:
             self.batcher.start()
         try:
@@ -163,7 +160,8 @@ class App:
         finally:
             await self.loop.run_in_executor(None, self.batcher.stop, True, 5.0)
             self.frontend_pool.shutdown(wait=False, cancel_futures=True)
-            self.stage_pool.shutdown(wait=False, cancel_futures=True)
+            if self._owns_engine:
+                self.engine.close()
             await self.voices.close()  # the redis pool last
             logger.info("stopped")
 
@@ -227,7 +225,6 @@ class App:
         await asyncio.gather(*closes, return_exceptions=True)
 
 
-def _probe(voice: Voice) -> Probe:
-    """The bundled voice saying the fitting sentence, analysed once at start-up (~0.5 s)."""
-    (audio,) = voice.synthesize_texts([PROBE_SENTENCE], SynthesisParams.deterministic())
-    return Probe.from_audio(audio, voice.sample_rate)
+def _is_engine(engine: object) -> bool:
+    """A caller's engine (theirs to close), not a voice or nothing (ours)."""
+    return engine is not None and not isinstance(engine, Voice)

@@ -7,7 +7,10 @@ durations, a prefix of the flow), then run one decoder step over everything
 running. A sentence that arrives mid-utterance joins at the next step instead
 of waiting for a batch window to close.
 
-The thread never touches sockets or protocol state: results go back to the
+The thread never touches sockets or protocol state. It knows the engine only
+by its interface (``voxlive.engine.interface.Engine``): requests in, progress
+out. The audio goes from the engine side to each utterance's listener; what
+the batcher itself has to say (started, expired, failed) goes back to the
 event loop through ``deliver`` (``loop.call_soon_threadsafe``).
 """
 
@@ -20,23 +23,24 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol
+from typing import Final, Literal, Protocol
 
-from voxlive.engine.chunking import ChunkSchedule
-from voxlive.engine.voice import AudioChunk, ItemStream, SynthesisRequest, Voice
+from voxlive.engine.interface import Engine, SentenceRequest, Stream
+from voxlive.protocol.types import PRIORITIES, Priority
 
-__all__ = ["Batcher", "Job", "Overloaded", "Sink", "PRIORITIES"]
+__all__ = ["Batcher", "FailStatus", "Job", "Overloaded", "Owner", "Sink"]
 
 logger = logging.getLogger(__name__)
 
-PRIORITIES: Final = {"realtime": 0, "normal": 1, "bulk": 2}
 MAX_ACTIVE_PER_OWNER: Final = 2
 """Sentences of one utterance decoded at once (the current and the next)."""
 ADMIT_BUDGET_IDS: Final = 800
 """Phoneme ids started per loop turn (≈ 4 sentences): bounds the pause that starting
 new work puts between two decoder steps of the work already running."""
+_RANK: Final[dict[Priority, int]] = {p: rank for rank, p in enumerate(PRIORITIES)}
+"""Queue of each priority class (SPEC.md's order: realtime first)."""
 
-FinishStatus = Literal["completed", "expired", "failed"]
+FailStatus = Literal["expired", "failed"]
 
 
 class Overloaded(Exception):
@@ -47,56 +51,69 @@ class Overloaded(Exception):
         self.retry_after_s = retry_after_s
 
 
+class Owner(Protocol):
+    """The utterance a job belongs to (hashable: the batcher keeps a clock per owner)."""
+
+    paused: bool
+    """Set from the loop thread while its client lags: the batcher makes nothing for it."""
+
+
 class Sink(Protocol):
-    """Receives a job's results on the event loop thread."""
+    """Receives what the batcher knows of a job, on the event loop thread.
+
+    The audio itself goes from the engine to the job's performance's listener.
+    """
 
     def job_started(self, job: Job, queue_s: float) -> None: ...
-    def job_chunk(self, job: Job, chunk: AudioChunk) -> None: ...
-    def job_finished(self, job: Job, status: FinishStatus, reason: str | None) -> None: ...
+    def job_failed(self, job: Job, status: FailStatus, reason: str) -> None: ...
 
 
 @dataclass(eq=False, slots=True)
 class Job:
     """One sentence of one utterance."""
 
-    request: SynthesisRequest
+    request: SentenceRequest
     sink: Sink
-    owner: Any
+    owner: Owner
     """The utterance it belongs to (limits how many of its sentences run at once)."""
     session: str
     """Fairness key: sessions take turns."""
-    priority: int = 1
+    priority: Priority = "normal"
     deadline: float | None = None
     """``time.monotonic()`` by which it must have started, else it expires."""
-    context: Any = None
-    """Whatever the sink needs back (e.g. the sentence's words)."""
     enqueued_at: float = field(default_factory=time.monotonic)
     cancelled: bool = False
     """Set from the loop thread; the engine thread drops the job at its next look."""
 
 
+@dataclass(eq=False, slots=True)
+class _Running:
+    job: Job
+    stream: Stream
+
+
 class Batcher:
-    """Continuous batching over one :class:`Voice`, in a thread of its own."""
+    """Continuous batching over one :class:`~voxlive.engine.interface.Engine`, in a
+    thread of its own."""
 
     def __init__(
         self,
-        voice: Voice,
-        deliver: Callable[..., Any],
+        engine: Engine,
+        deliver: Callable[..., object],
         *,
         max_active: int = 16,
         max_queued: int = 512,
-        schedule: ChunkSchedule | None = None,
         step_budget_frames: int = 192,
     ) -> None:
-        self.voice = voice
+        self.engine = engine
         self.deliver = deliver
+        """Runs a callback on the event loop thread (``loop.call_soon_threadsafe``)."""
         self.max_active = max_active
         self.max_queued = max_queued
-        self.schedule = schedule or ChunkSchedule()
         self._cond = threading.Condition()
         self._queues: list[OrderedDict[str, deque[Job]]] = [OrderedDict() for _ in PRIORITIES]
         self._queued = 0
-        self._active: list[ItemStream] = []
+        self._active: list[_Running] = []
         self._running_per_owner: dict[int, int] = {}
         self._stopping = False
         self._abort = False
@@ -105,7 +122,8 @@ class Batcher:
         self.started_jobs = 0
         self.step_seconds = 0.0
         self.step_budget_frames = step_budget_frames
-        self._clocks: weakref.WeakKeyDictionary[Any, list[float]] = weakref.WeakKeyDictionary()
+        """Work decoded per turn at most, in the engine's cost unit (:attr:`Stream.cost`)."""
+        self._clocks: weakref.WeakKeyDictionary[Owner, list[float]] = weakref.WeakKeyDictionary()
 
     # -- loop thread ---------------------------------------------------------------
 
@@ -140,7 +158,7 @@ class Batcher:
                 per_item_s = self.step_seconds / max(1, self.started_jobs) or 0.2
                 raise Overloaded(max(0.2, self._queued * per_item_s / self.max_active))
             for job in jobs:
-                queue = self._queues[job.priority]
+                queue = self._queues[_RANK[job.priority]]
                 queue.setdefault(job.session, deque()).append(job)
             self._queued += len(jobs)
             self._cond.notify()
@@ -177,7 +195,7 @@ class Batcher:
                     return
                 admitted, expired = self._pick(time.monotonic())
             for job in expired:
-                self.deliver(job.sink.job_finished, job, "expired", "deadline passed")
+                self.deliver(job.sink.job_failed, job, "expired", "deadline passed")
             if admitted:
                 self._begin(admitted)
             self._drop_cancelled()
@@ -205,7 +223,7 @@ class Batcher:
                             expired.append(job)
                     if jobs and room > 0 and ids_left > 0 and self._owner_has_room(jobs[0]):
                         job = jobs.popleft()
-                        ids_left -= len(job.request.ids)
+                        ids_left -= job.request.cost
                         self._queued -= 1
                         self._claim(job)
                         admitted.append(job)
@@ -217,7 +235,7 @@ class Batcher:
         return admitted, expired
 
     def _owner_has_room(self, job: Job) -> bool:
-        if _paused(job):
+        if job.owner.paused:
             return False  # its client is not reading: make nothing more for it
         return self._running_per_owner.get(id(job.owner), 0) < MAX_ACTIVE_PER_OWNER
 
@@ -237,11 +255,11 @@ class Batcher:
     def _begin(self, jobs: list[Job]) -> None:
         """Start jobs together; if that fails, start each alone so one bad job fails alone."""
         try:
-            items = self.voice.begin([j.request for j in jobs], self.schedule, tags=jobs)
+            streams = self.engine.begin([j.request for j in jobs])
         except Exception:
             if len(jobs) == 1:
                 logger.error("synthesis failed to start", exc_info=True)
-                self._finish(jobs[0], "failed", "synthesis failed")
+                self._fail(jobs[0], "synthesis failed")
                 return
             for job in jobs:
                 self._begin([job])
@@ -250,81 +268,77 @@ class Batcher:
         for job in jobs:
             self.deliver(job.sink.job_started, job, now - job.enqueued_at)
         self.started_jobs += len(jobs)
-        self._active.extend(items)
+        self._active.extend(_Running(job, stream) for job, stream in zip(jobs, streams))
 
     def _drop_cancelled(self) -> None:
         keep = []
-        for it in self._active:
-            job: Job = it.tag  # type: ignore[assignment]
-            if job.cancelled:
-                self._release(job)
+        for running in self._active:
+            if running.job.cancelled:
+                self._release(running.job)
             else:
-                keep.append(it)
+                keep.append(running)
         self._active = keep
 
-    def _urgent(self, now: float) -> list[ItemStream]:
-        """Items to decode this turn: new ones first, then those closest to running dry.
+    def _urgent(self, now: float) -> list[_Running]:
+        """Streams to decode this turn: new ones first, then those closest to running dry.
 
         An utterance's slack is the audio it has produced minus the time since
-        its first chunk (what a real-time listener has already heard). Items
+        its first chunk (what a real-time listener has already heard). Streams
         are taken in order of slack until ``step_budget_frames`` is reached, so
         one turn stays short and newly admitted work is never stuck behind a
         long step.
         """
 
-        def slack(it: ItemStream) -> float:
-            if it.step == 0:
+        def slack(running: _Running) -> float:
+            if not running.stream.started:
                 return float("-inf")
-            clock = self._clocks.get(it.tag.owner)  # type: ignore[attr-defined]
+            clock = self._clocks.get(running.job.owner)
             return -1e9 if clock is None else clock[1] - (now - clock[0])
 
-        chosen, frames = [], 0
-        ready = [it for it in self._active if not _paused(it.tag)]
-        for it in sorted(ready, key=slack):
-            w = it.plan[it.step]
-            if chosen and frames + (w.hi - w.lo) > self.step_budget_frames:
+        chosen: list[_Running] = []
+        cost = 0
+        ready = [r for r in self._active if not r.job.owner.paused]
+        for running in sorted(ready, key=slack):
+            more = running.stream.cost
+            if chosen and cost + more > self.step_budget_frames:
                 break
-            chosen.append(it)
-            frames += w.hi - w.lo
+            chosen.append(running)
+            cost += more
         return chosen
 
     def _step(self) -> None:
         t0 = time.monotonic()
         chosen = self._urgent(t0)
+        jobs = {id(r.stream): r.job for r in chosen}
+        rate = self.engine.sample_rate
         try:
-            for chunk in self.voice.step(chosen):
-                job: Job = chunk.tag  # type: ignore[assignment]
-                if job.cancelled:
-                    continue
-                self._tick(job.owner, len(chunk.samples) / self.voice.sample_rate)
-                self.deliver(job.sink.job_chunk, job, chunk)
-                if chunk.is_last:
-                    self._finish(job, "completed", None)
+            for progress in self.engine.step([r.stream for r in chosen]):
+                job = jobs[id(progress.stream)]
+                if progress.is_last:
+                    self._release(job)
+                if not job.cancelled:
+                    self._tick(job.owner, progress.samples / rate)
         except Exception:
             logger.error("decoder step failed; failing %d sentences", len(chosen), exc_info=True)
-            for it in chosen:
-                if not it.done:
-                    self._finish(it.tag, "failed", "synthesis failed")  # type: ignore[arg-type]
-            self._active = [it for it in self._active if it not in chosen]
+            for running in chosen:
+                if not running.stream.done:
+                    self._fail(running.job, "synthesis failed")
+            self._active = [r for r in self._active if r not in chosen]
             return
         finally:
             self.step_seconds += time.monotonic() - t0
-        self._active = [it for it in self._active if not it.done]
+        self._active = [r for r in self._active if not r.stream.done]
 
-    def _tick(self, owner: Any, seconds: float) -> None:
+    def _tick(self, owner: Owner, seconds: float) -> None:
         clock = self._clocks.get(owner)
         if clock is None:
             self._clocks[owner] = [time.monotonic(), seconds]
         else:
             clock[1] += seconds
 
-    def _finish(self, job: Job, status: FinishStatus, reason: str | None) -> None:
+    def _fail(self, job: Job, reason: str) -> None:
         self._release(job)
-        self.deliver(job.sink.job_finished, job, status, reason)
-
-
-def _paused(job: Any) -> bool:
-    return bool(getattr(job.owner, "paused", False))
+        self.deliver(job.sink.job_failed, job, "failed", reason)
 
 
 def _late(job: Job, now: float) -> bool:

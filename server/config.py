@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-__all__ = ["ENV_PREFIX", "Config", "ConfigError", "env_name", "flag_name", "parse_setting"]
+from voxlive.engine.interface import Precision
 
-Precision = Literal["float32", "bfloat16", "float16"]
+__all__ = ["ENV_PREFIX", "Config", "ConfigError", "env_name", "flag_name", "parse_setting"]
 
 ENV_PREFIX = "VOXLIVE_"
 

@@ -15,6 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
@@ -152,17 +153,34 @@ class Connection:
             self.session.send_error(error)
             self.session.send_done(Done(id=uid, stream=None, status="failed"))
             return None
-        try:
-            expression = self.app.expression(options)
-        except ValueError as exc:  # the session vetted names and ranges; defensive
-            self.session.send_error(Error("unsupported", str(exc), uid))
-            self.session.send_done(Done(id=uid, stream=None, status="failed"))
-            return None
-        u = Utterance(self, uid, self.app.next_stream(), options, time.monotonic(), expression)
+        if options.emotion is not None:
+            # The one place a synonym becomes its name: the session has vetted it
+            # against the same capabilities, and the engine sees canonical names only.
+            emotion = self.app.capabilities.resolve_emotion(options.emotion)
+            options = replace(options, emotion=emotion)
+        u = Utterance(
+            self.app.services,
+            self,
+            self.key,
+            uid,
+            self.app.next_stream(),
+            options,
+            time.monotonic(),
+        )
+        registered = options.voice is not None and options.voice not in self.app.capabilities.voices
+        if registered:
+            u.hold()  # its text waits until the voice is found (SPEC.md §4.6)
+        else:
+            try:
+                u.perform()
+            except ValueError as exc:  # e.g. speed 4 with an emotion that speeds up too
+                self.session.send_error(Error("unsupported", str(exc), uid))
+                self.session.send_done(Done(id=uid, stream=None, status="failed"))
+                return None
         u.paused = self.over_since is not None
         self.utterances[uid] = u
-        if options.voice is not None and options.voice not in self.app.capabilities.voices:
-            u.hold()  # its text waits until the voice is found (SPEC.md §4.6)
+        if registered:
+            assert options.voice is not None
             self._spawn(self._resolve_voice(u, options.voice))
         return u
 
@@ -221,7 +239,7 @@ class Connection:
             message = "voice adaptation is not available on this server; the voice is registered"
             u.fail(Error("unsupported", message, u.id))
         else:
-            u.release(profile, self.app.adapter.transform_for(profile))
+            u.release(self.app.adapter.transform_for(profile))
 
     def forget(self, u: Utterance) -> None:
         if self.utterances.get(u.id) is u:
@@ -268,9 +286,7 @@ class Connection:
         self.log.warning("closing slow consumer (%d bytes queued): %s", self.outbox_bytes, reason)
         self.closing = True
         for u in list(self.utterances.values()):
-            u.finished = True
-            for job in u.jobs:
-                job.cancelled = True
+            u.abandon()
         self.utterances.clear()
         self.outbox.clear()
         self.outbox_bytes = 0
