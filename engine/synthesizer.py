@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .adapt import Fit, Probe, fit_transform, voice_statistics
-from .emotion import DEFAULT_INTENSITY
+from .emotion import DEFAULT_INTENSITY, SPEED_RANGE, check_range
 from .expression import Expression, check_rate, render
 from .reference import decode_reference
 from .voice import SynthesisParams, Voice
@@ -143,8 +143,7 @@ class Synthesizer:
             raise ValueError(
                 "texts, emotions, reference_audios and intensities must have the same length"
             )
-        if not 0.25 <= speed <= 4.0:
-            raise ValueError(f"speed must be in [0.25, 4], got {speed}")
+        check_range("speed", speed, SPEED_RANGE)
         if not 0.5 <= pitch_scale <= 2.0:
             raise ValueError(f"pitch_scale must be in [0.5, 2], got {pitch_scale}")
         pitch_st = pitch + 12 * math.log2(pitch_scale) if pitch_scale != 1.0 else pitch

@@ -22,7 +22,7 @@ from websockets.http11 import Request, Response
 
 from voxlive.engine.adapt import Probe
 from voxlive.engine.chunking import ChunkSchedule
-from voxlive.engine.emotion import EMOTIONS, SYNONYMS
+from voxlive.engine.emotion import DEFAULT_INTENSITY, EMOTIONS, SYNONYMS
 from voxlive.engine.expression import Expression, check_rate
 from voxlive.engine.speaker import SpeakerEncoder
 from voxlive.engine.synthesizer import PROBE_SENTENCE
@@ -101,7 +101,8 @@ class App:
         """
         expression = Expression.create(
             emotion=options.emotion,
-            intensity=options.intensity,
+            # Unset on the wire: the engine's default (echoed in ``started``).
+            intensity=DEFAULT_INTENSITY if options.intensity is None else options.intensity,
             speed=options.speed,
             pitch_st=options.pitch,
             volume_db=options.volume,

@@ -90,7 +90,7 @@ async def run_load(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     seed: int | None = None,
     emotions: Sequence[str] = (),
-    intensity: float = 0.7,
+    intensity: float | None = None,
 ) -> dict[str, Any]:
     """Offer load to the server at ``url`` and return the report (see ``summarize``).
 
@@ -105,7 +105,7 @@ async def run_load(
         timeout_s: Longest wait for one utterance, in seconds.
         seed: Seed of the open-loop schedule (arrival times, session choice).
         emotions: Emotions given to the utterances in turn (empty: none, neutral).
-        intensity: Their intensity.
+        intensity: Their intensity; ``None``: the server's default.
 
     Raises:
         ValueError: a count, the rate or the timeout is not positive, or ``texts`` is empty.
@@ -121,7 +121,7 @@ async def run_load(
         for text in texts:
             clients[0].check_text(text)  # fail before the clock starts, not mid-run
         t0 = time.perf_counter()
-        kinds = [{"emotion": e, "intensity": intensity} for e in emotions] or [{}]
+        kinds = [_kind(e, intensity) for e in emotions] or [{}]
         if rate is None:
             samples = await _closed_loop(clients, utterances, texts, kinds, timeout_s)
         else:
@@ -140,6 +140,13 @@ async def run_load(
         emotions=list(emotions),
     )
     return report
+
+
+def _kind(emotion: str, intensity: float | None) -> dict[str, Any]:
+    """One utterance kind's speak options (an unset intensity is the server's default)."""
+    return (
+        {"emotion": emotion} if intensity is None else {"emotion": emotion, "intensity": intensity}
+    )
 
 
 async def _connect_all(
