@@ -36,6 +36,7 @@ from voxlive.engine.world import VoiceTransform
 from voxlive.protocol.messages import VoiceInfo, VoiceRegister, VoiceSummary
 from voxlive.protocol.types import ErrorCode
 
+from .errors import wire_code
 from .store import VoiceProfile, VoiceStore
 
 __all__ = [
@@ -135,7 +136,7 @@ class Voices:
                 self.pool, self._decode, event.audio
             )
         except ReferenceAudioError as exc:
-            raise RegistrationError(exc.code, str(exc)) from exc
+            raise RegistrationError(wire_code(exc.code), str(exc)) from exc
         self._remember(upload_key, content_hash)
         known = await self.store.find_by_hash(content_hash)
         if known is not None:
