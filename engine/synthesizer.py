@@ -28,6 +28,7 @@ import numpy as np
 from .adapt import Fit, Probe, fit_transform, voice_statistics
 from .emotion import DEFAULT_INTENSITY, SPEED_RANGE, check_range
 from .expression import Expression, check_rate, render
+from .pcm import write_wav
 from .reference import decode_reference
 from .voice import SynthesisParams, Voice
 from .world import VoiceTransform, yin_median
@@ -241,10 +242,7 @@ class Synthesizer:
 
     def save_wav(self, waveform: np.ndarray, path: str | Path) -> None:
         """16-bit PCM WAV at :attr:`sample_rate`. Raises: OSError."""
-        import soundfile
-
-        pcm = np.clip(np.round(np.asarray(waveform, np.float32) * 32767), -32768, 32767)
-        soundfile.write(str(path), pcm.astype(np.int16), self.sample_rate, subtype="PCM_16")
+        write_wav(path, waveform, self.sample_rate)
 
     # -- internals -------------------------------------------------------------------
 
@@ -271,7 +269,7 @@ def _reference_bytes(ref: ReferenceAudio) -> bytes:
     if isinstance(ref, tuple):
         import io
 
-        import soundfile
+        import soundfile  # type: ignore[import-untyped]  # ships no py.typed
 
         audio, rate = ref
         buf = io.BytesIO()

@@ -16,13 +16,13 @@ from pathlib import Path
 from voxlive.engine.emotion import DEFAULT_INTENSITY, resolve
 from voxlive.engine.expression import Expression, check_rate, render
 from voxlive.engine.frontend import FrontendResult, TextError
+from voxlive.engine.pcm import write_wav
 from voxlive.engine.reference import ReferenceAudioError
 from voxlive.engine.synthesizer import Synthesizer
 from voxlive.engine.voice import SynthesisParams
 from voxlive.protocol.controls import INTENSITY, PITCH, SPEED, VOLUME
 
 from .demo_grid import grid_clips, run_demo_grid
-from .wav import write_wav
 
 __all__ = ["check_say_args", "controls_from_args", "params_from_args", "run_say"]
 
