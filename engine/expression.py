@@ -22,13 +22,11 @@ import numpy as np
 
 from .emotion import DEFAULT_INTENSITY, Prosody, prosody, resolve
 from .frontend import FrontendResult
+from .phonemes import PAUSE_PHONEMES
 from .voice import SynthesisParams, SynthesisRequest, Voice
 from .world import StreamAdapter, VoiceTransform
 
 __all__ = ["PAUSE_PHONEMES", "Expression", "check_rate", "pause_scales", "phrase_span", "render"]
-
-PAUSE_PHONEMES = frozenset(",.!?;:—…")
-"""Phonemes that are pauses (Piper's punctuation symbols)."""
 
 
 @dataclass(frozen=True, slots=True)

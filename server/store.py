@@ -24,6 +24,7 @@ __all__ = [
     "VoiceProfile",
     "VoiceStore",
     "open_store",
+    "usable_by",
 ]
 
 Scope = Literal["session", "persistent"]
@@ -38,7 +39,7 @@ class VoiceProfile:
 
     voice_id: str
     content_hash: str
-    """sha256 of the decoded reference samples + the model version."""
+    """The registration pipeline's content hash (``engine.registration.content_hash``)."""
     embedding: tuple[float, ...]
     """Speaker embedding (L2-normalised)."""
     stats: dict[str, float] = field(default_factory=dict)
@@ -133,7 +134,7 @@ class MemoryVoiceStore:
         return self._voices.pop(voice_id, None) is not None
 
     async def list(self, owner: str | None = None) -> list[VoiceProfile]:
-        return [p for p in self._voices.values() if _visible(p, owner)]
+        return [p for p in self._voices.values() if usable_by(p, owner)]
 
     async def drop_owner(self, owner: str) -> int:
         mine = [v for v, p in self._voices.items() if p.scope == "session" and p.owner == owner]
@@ -206,7 +207,7 @@ class RedisVoiceStore:
             data = await self._redis.get(key)
             if data is not None:
                 profile = VoiceProfile.from_bytes(data)
-                if _visible(profile, owner):
+                if usable_by(profile, owner):
                     out.append(profile)
         return out
 
@@ -237,8 +238,12 @@ class RedisVoiceStore:
         await self._redis.aclose()
 
 
-def _visible(profile: VoiceProfile, owner: str | None) -> bool:
-    """Persistent voices are visible to all; session voices to their session."""
+def usable_by(profile: VoiceProfile, owner: str | None) -> bool:
+    """Whether the session ``owner`` may see and use ``profile`` (SPEC.md §4.6).
+
+    Persistent voices are everyone's; a session voice is its own session's. ``owner``
+    ``None`` asks for every profile (a listing across sessions).
+    """
     return profile.scope == "persistent" or owner is None or profile.owner == owner
 
 

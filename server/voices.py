@@ -30,7 +30,7 @@ from voxlive.protocol.messages import VoiceInfo, VoiceRegister, VoiceSummary
 from voxlive.protocol.types import ErrorCode
 
 from .errors import wire_code
-from .store import VoiceProfile, VoiceStore
+from .store import VoiceProfile, VoiceStore, usable_by
 
 __all__ = [
     "Registered",
@@ -151,14 +151,14 @@ class Voices:
         if name in self.reserved:
             raise RegistrationError("duplicate_id", f"voice {name} is a built-in voice")
         taken = await self.store.get(name)
-        if taken is not None and not _visible(taken, owner):
+        if taken is not None and not usable_by(taken, owner):
             raise RegistrationError("duplicate_id", f"voice name {name} is taken")
 
     async def _reuse(self, known: VoiceProfile, event: VoiceRegister, owner: str) -> Registered:
         """A known clip: answer with its profile, or copy it under the asked name/scope."""
-        wanted = event.name or (known.voice_id if _visible(known, owner) else None)
+        wanted = event.name or (known.voice_id if usable_by(known, owner) else None)
         same = wanted == known.voice_id and known.scope == event.scope
-        if same and _visible(known, owner):
+        if same and usable_by(known, owner):
             self.cache_hits += 1
             return Registered(known, cached=True)
         self.cache_hits += 1
@@ -183,7 +183,7 @@ class Voices:
     async def find(self, voice: str, owner: str) -> VoiceProfile | None:
         """The registered voice ``voice`` if the session ``owner`` may use it."""
         profile = await self.store.get(voice)
-        return profile if profile is not None and _visible(profile, owner) else None
+        return profile if profile is not None and usable_by(profile, owner) else None
 
     async def listing(self, owner: str) -> tuple[VoiceInfo, ...]:
         """Persistent voices and those of the session ``owner``."""
@@ -221,10 +221,6 @@ class VoiceAdapter:
     def transform_for(self, profile: VoiceProfile) -> VoiceTransform:
         """The fitted transform that moves the bundled voice toward ``profile``."""
         return registration.transform_from_stats(profile.stats)
-
-
-def _visible(profile: VoiceProfile, owner: str) -> bool:
-    return profile.scope == "persistent" or profile.owner == owner
 
 
 def summary_of(profile: VoiceProfile) -> VoiceSummary:

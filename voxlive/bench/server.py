@@ -35,6 +35,8 @@ from voxlive.client import Client, ClientError, Utterance
 from voxlive.protocol.codec import SAMPLE_WIDTH
 from voxlive.protocol.messages import AudioFrame, Done, Error
 
+from .texts import read_lines
+
 __all__ = ["Sample", "format_report", "load_texts", "run_bench_server", "run_load", "summarize"]
 
 DEFAULT_TIMEOUT_S: Final = 120.0
@@ -68,11 +70,7 @@ def load_texts(path: Path | None) -> list[str]:
         from .texts import BENCH_SENTENCES
 
         return list(BENCH_SENTENCES)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
-    texts = [line.strip() for line in lines if line.strip()]
+    texts = read_lines(path)
     if not texts:
         raise ValueError(f"{path}: no non-empty lines")
     return texts

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 from typing import Final
 
+from voxlive.bench.texts import read_lines
 from voxlive.client import Client, ClientError, Result, SpeakKwargs
 from voxlive.protocol.controls import INTENSITY, PITCH, SPEED, VOLUME
 
@@ -38,7 +38,7 @@ def run_client(args: argparse.Namespace) -> int:
     from ..loop import run_loop
 
     options_from_args(args, 0)  # usage errors before connecting
-    lines = None if args.file is None else _read_lines(args.file)
+    lines = None if args.file is None else read_lines(args.file)
     try:
         if lines is None:
             return run_loop(_speak_one(args))
@@ -101,14 +101,6 @@ def options_from_args(args: argparse.Namespace, line: int) -> SpeakKwargs:
     if getattr(args, "voice", None) is not None:
         options["voice"] = args.voice
     return options
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 async def _speak_one(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from voxlive.bench.texts import read_lines
 from voxlive.engine.emotion import DEFAULT_INTENSITY, resolve
 from voxlive.engine.expression import Expression, check_rate, render
 from voxlive.engine.frontend import FrontendResult, TextError
@@ -155,8 +156,7 @@ def _say_lines(
     Returns:
         0, or 1 when any line could not be spoken (the others are still written).
     """
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    lines = [line for line in lines if line]
+    lines = read_lines(path)
     outdir.mkdir(parents=True, exist_ok=True)
     numbers: list[int] = []
     results: list[FrontendResult] = []
