@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]  # ships no py.typed
 
 __all__ = [
     "MemoryVoiceStore",
@@ -52,7 +52,7 @@ class VoiceProfile:
     created: float = field(default_factory=time.time)
 
     def to_bytes(self) -> bytes:
-        return msgpack.packb(
+        data: bytes = msgpack.packb(
             {
                 "voice_id": self.voice_id,
                 "content_hash": self.content_hash,
@@ -64,6 +64,7 @@ class VoiceProfile:
                 "created": self.created,
             }
         )
+        return data
 
     @classmethod
     def from_bytes(cls, data: bytes) -> VoiceProfile:
@@ -182,7 +183,7 @@ class RedisVoiceStore:
         if voice_id is None:
             self.misses += 1
             return None
-        return await self.get(voice_id.decode())
+        return await self.get(_text(voice_id))
 
     async def put(self, profile: VoiceProfile) -> None:
         ttl = self.session_ttl_s if profile.scope == "session" else None
@@ -206,13 +207,13 @@ class RedisVoiceStore:
         async for key in self._redis.scan_iter(match=_PREFIX + "*", count=500):
             data = await self._redis.get(key)
             if data is not None:
-                profile = VoiceProfile.from_bytes(data)
+                profile = VoiceProfile.from_bytes(_raw(data))
                 if usable_by(profile, owner):
                     out.append(profile)
         return out
 
     async def drop_owner(self, owner: str) -> int:
-        ids = [m.decode() for m in await self._redis.smembers(_BY_OWNER + owner)]
+        ids = [_text(m) for m in await self._redis.smembers(_BY_OWNER + owner)]
         dropped = 0
         for voice_id in ids:
             profile = await self._fetch(voice_id)
@@ -224,7 +225,7 @@ class RedisVoiceStore:
 
     async def _fetch(self, voice_id: str) -> VoiceProfile | None:
         data = await self._redis.get(_PREFIX + voice_id)
-        return None if data is None else VoiceProfile.from_bytes(data)
+        return None if data is None else VoiceProfile.from_bytes(_raw(data))
 
     async def _remove(self, profile: VoiceProfile) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -245,6 +246,16 @@ def usable_by(profile: VoiceProfile, owner: str | None) -> bool:
     ``None`` asks for every profile (a listing across sessions).
     """
     return profile.scope == "persistent" or owner is None or profile.owner == owner
+
+
+def _raw(value: bytes | str) -> bytes:
+    # The client is made without decode_responses, so replies are bytes; the type
+    # stubs allow both.
+    return value.encode() if isinstance(value, str) else value
+
+
+def _text(value: bytes | str) -> str:
+    return value if isinstance(value, str) else value.decode()
 
 
 def open_store(redis_url: str | None) -> VoiceStore:

@@ -41,7 +41,7 @@ def _load_texts(path: Path | None) -> list[str]:
 
 def _engine_figures(
     voice: Voice, texts: list[str], batches: list[int], repeats: int, items: int
-) -> dict:
+) -> dict[str, Any]:
     params = SynthesisParams(seed=1)
     groups = [voice.requests(t, params)[0] for t in texts]
     work = (groups * (items // len(groups) + 1))[:items]
@@ -67,7 +67,7 @@ def _engine_figures(
     }
 
 
-def _piper_figures(texts: list[str], repeats: int, items: int) -> dict:
+def _piper_figures(texts: list[str], repeats: int, items: int) -> dict[str, Any]:
     from piper import PiperVoice
 
     from voxlive.engine.loader import default_voice_files
