@@ -92,8 +92,9 @@ def long_term_spectrum(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     bands = np.array(
         [power[:, (freqs >= lo) & (freqs < hi)].mean() for lo, hi in zip(edges[:-1], edges[1:])]
     )
-    db = 10 * np.log10(np.maximum(bands, 1e-20))
-    return db - db.max()
+    db: np.ndarray = 10 * np.log10(np.maximum(bands, 1e-20))
+    relative: np.ndarray = db - db.max()
+    return relative
 
 
 def _statistics(audio: np.ndarray, sample_rate: int, f0: np.ndarray) -> dict[str, float]:

@@ -34,14 +34,26 @@ from typing import Final
 __all__ = [
     "DEFAULT_INTENSITY",
     "EMOTIONS",
+    "INTENSITY_RANGE",
+    "PITCH_RANGE_ST",
+    "SPEED_RANGE",
+    "VOLUME_RANGE_DB",
     "SYNONYMS",
     "EmotionProfile",
     "Prosody",
+    "check_range",
     "prosody",
     "resolve",
 ]
 
 DEFAULT_INTENSITY: Final = 0.7
+"""Intensity when none is asked for (the one place this number is stated)."""
+
+INTENSITY_RANGE: Final = (0.0, 1.0)
+SPEED_RANGE: Final = (0.25, 4.0)
+"""Speaking-rate factors the engine renders: the inverse of its ``length_scale`` range."""
+PITCH_RANGE_ST: Final = (-12.0, 12.0)
+VOLUME_RANGE_DB: Final = (-30.0, 12.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,14 +221,10 @@ def prosody(
     Raises:
         ValueError: unknown emotion, or a control out of range.
     """
-    if not 0.0 <= intensity <= 1.0:
-        raise ValueError(f"intensity must be in [0, 1], got {intensity}")
-    if not 0.25 <= speed <= 4.0:
-        raise ValueError(f"speed must be in [0.25, 4], got {speed}")
-    if not -12.0 <= pitch_st <= 12.0:
-        raise ValueError(f"pitch must be in [-12, 12] semitones, got {pitch_st}")
-    if not -30.0 <= volume_db <= 12.0:
-        raise ValueError(f"volume must be in [-30, 12] dB, got {volume_db}")
+    check_range("intensity", intensity, INTENSITY_RANGE)
+    check_range("speed", speed, SPEED_RANGE)
+    check_range("pitch", pitch_st, PITCH_RANGE_ST, " semitones")
+    check_range("volume", volume_db, VOLUME_RANGE_DB, " dB")
     p = EMOTIONS[resolve(emotion)]
     k = intensity
     rate = math.exp(k * math.log(p.rate)) * speed
@@ -230,3 +238,14 @@ def prosody(
         breathiness=k * p.breathiness,
         end_contour_st=k * p.end_contour_st,
     )
+
+
+def check_range(name: str, value: float, bounds: tuple[float, float], unit: str = "") -> None:
+    """Check one control against the engine's range for it.
+
+    Raises:
+        ValueError: ``value`` is outside ``bounds`` or NaN (the message names ``name``).
+    """
+    lo, hi = bounds
+    if not lo <= value <= hi:  # also refuses NaN
+        raise ValueError(f"{name} must be in [{lo:g}, {hi:g}]{unit}, got {value}")

@@ -25,6 +25,7 @@ from typing import Any, Final, Self, TypeAlias
 
 from . import textnorm
 from .interface import Sentence, Text, TextError, TextErrorCode
+from .phonemes import SILENT_PHONEMES
 from .sentences import split_sentences
 
 __all__ = [
@@ -45,9 +46,6 @@ _PAD: Final = "_"
 
 _LANG_FLAG_RE: Final = re.compile(r"\([^)]+\)")
 """espeak-ng's ``(fr)`` language-switch flags, stripped exactly as Piper does."""
-
-_SILENT_PHONEMES: Final = frozenset(" !\"'(),-.:;?")
-"""Punctuation "phonemes": a sentence made only of these carries no speech."""
 
 _WORD_RE: Final = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
 
@@ -268,7 +266,7 @@ def _group_clauses(clauses: Iterable[tuple[str, str, bool]]) -> list[list[list[s
 
 
 def _is_speakable(phonemes: Iterable[str]) -> bool:
-    return any(p not in _SILENT_PHONEMES for p in phonemes)
+    return any(p not in SILENT_PHONEMES for p in phonemes)
 
 
 def _fit(clauses: list[list[str]], limit: int) -> list[list[str]]:
@@ -283,7 +281,7 @@ def _fit(clauses: list[list[str]], limit: int) -> list[list[str]]:
     for clause in clauses:
         for unit in _split_at_spaces(clause, limit) if len(clause) > limit else [clause]:
             # espeak-ng ends over-long clauses with no terminator; keep a word break there.
-            gap = [" "] if chunks[-1] and chunks[-1][-1] not in _SILENT_PHONEMES else []
+            gap = [" "] if chunks[-1] and chunks[-1][-1] not in SILENT_PHONEMES else []
             if len(chunks[-1]) + len(gap) + len(unit) > limit:
                 chunks.append([])
                 gap = []

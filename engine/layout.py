@@ -10,14 +10,11 @@ and phoneme marks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
 
 from .interface import SentenceMarks, Timed
+from .phonemes import PAUSE_PHONEMES
 
 __all__ = ["PAUSE_PHONEMES", "pause_scales", "phrase_span", "sentence_marks"]
-
-PAUSE_PHONEMES: Final = frozenset(",.!?;:—…")
-"""Phonemes that are pauses (Piper's punctuation symbols)."""
 
 
 def pause_scales(n_ids: int, phonemes: Sequence[str], factor: float) -> list[float] | None:

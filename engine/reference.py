@@ -61,6 +61,8 @@ ReferenceAudioErrorCode = Literal[
     "too_many_channels",
     "bad_sample_rate",
 ]
+"""Why a clip was refused: the engine's own codes (the server maps them onto the
+wire's in ``server/errors.py``)."""
 
 ACCEPTED_FORMATS: Final = frozenset({"WAV", "WAVEX", "RF64", "FLAC", "OGG", "MP3", "AIFF"})
 """libsndfile major formats we decode; its exotic ones (PAF, SD2, MAT5, ...) are refused."""

@@ -30,6 +30,7 @@ from .interface import Precision
 from .loader import VoiceFiles, default_voice_files, load_vits
 from .nets.commons import sequence_mask
 from .nets.models import Vits
+from .pcm import pcm16_bytes
 
 __all__ = [
     "AudioChunk",
@@ -129,7 +130,7 @@ class AudioChunk:
 
     def pcm16(self) -> bytes:
         """The samples as little-endian signed 16-bit PCM."""
-        return np.clip(np.round(self.samples * 32767.0), -32768, 32767).astype("<i2").tobytes()
+        return pcm16_bytes(self.samples)
 
 
 @dataclass(slots=True)

@@ -4,10 +4,10 @@
     wav = synth.tts("Hello!", emotion="happy", reference_audio="ref.wav", speed=1.1)
     synth.save_wav(wav, "out.wav")
 
-Reference clips are decoded and vetted (``engine/reference.py``), embedded
-with our GE2E port (``engine/speaker.py``), and a voice transform is fitted to
-them (``engine/adapt.py``); fits are cached by the clip's content hash, so a
-clip used again costs nothing. Emotions (``engine/emotion.py``, synonyms in
+Reference clips go through the registration pipeline the server uses
+(``engine/registration.py``: decoded and vetted, embedded with our GE2E port, a
+voice transform fitted to them); fits are cached by the pipeline's content hash,
+so a clip used again costs nothing. Emotions (``engine/emotion.py``, synonyms in
 English and Chinese) and explicit pitch/volume are realized by
 ``engine.expression.render``: rate and pauses in the engine, the rest in one
 WORLD pass together with the voice adaptation. Neutral speech in the bundled
@@ -16,7 +16,6 @@ voice skips that stage entirely: its samples are the engine's, bit for bit.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,32 +24,20 @@ from typing import Any
 
 import numpy as np
 
-from .adapt import Fit, Probe, fit_transform, voice_statistics
-from .emotion import DEFAULT_INTENSITY
+from . import registration
+from .adapt import Probe
+from .emotion import DEFAULT_INTENSITY, SPEED_RANGE, check_range
 from .expression import Expression, check_rate, render
-from .reference import decode_reference
+from .pcm import write_wav
 from .voice import SynthesisParams, Voice
 from .world import VoiceTransform, yin_median
 
-__all__ = ["PROBE_SENTENCE", "Synthesizer", "VoiceFit"]
+__all__ = ["PROBE_SENTENCE", "Synthesizer"]
 
 PROBE_SENTENCE = "Please call Stella and ask her to bring these things with her from the store."
 """What the bundled voice says when a transform is fitted (a phonetically rich classic)."""
 
 ReferenceAudio = str | Path | bytes | tuple[np.ndarray, int]
-
-
-class VoiceFit:
-    """A fitted reference: its transform, statistics and similarity figures."""
-
-    def __init__(self, fit: Fit, stats: dict[str, float], summary: dict[str, Any]) -> None:
-        self.transform = fit.transform
-        self.fit = fit
-        self.stats = stats
-        self.summary = summary | {
-            "similarity_before": round(fit.similarity_before, 3),
-            "similarity": round(fit.similarity_after, 3),
-        }
 
 
 class Synthesizer:
@@ -64,7 +51,10 @@ class Synthesizer:
         self._probe: Probe | None = None
         self._probe_samples: np.ndarray | None = None
         self._center_hz: float | None = None
-        self._fits: dict[str, VoiceFit] = {}
+        self._fits: dict[str, registration.Registration] = {}
+        """Registrations by content hash."""
+        self._uploads: dict[str, str] = {}
+        """Content hash of each upload seen (by ``registration.upload_key``)."""
 
     # -- public API ------------------------------------------------------------------
 
@@ -143,8 +133,7 @@ class Synthesizer:
             raise ValueError(
                 "texts, emotions, reference_audios and intensities must have the same length"
             )
-        if not 0.25 <= speed <= 4.0:
-            raise ValueError(f"speed must be in [0.25, 4], got {speed}")
+        check_range("speed", speed, SPEED_RANGE)
         if not 0.5 <= pitch_scale <= 2.0:
             raise ValueError(f"pitch_scale must be in [0.5, 2], got {pitch_scale}")
         pitch_st = pitch + 12 * math.log2(pitch_scale) if pitch_scale != 1.0 else pitch
@@ -216,36 +205,34 @@ class Synthesizer:
                 self._center_hz = center
         return self._center_hz
 
-    def register(self, reference_audio: ReferenceAudio) -> VoiceFit:
-        """Decode, embed and fit a reference (cached by content).
+    def register(self, reference_audio: ReferenceAudio) -> registration.Registration:
+        """Decode, embed and fit a reference (cached by content hash).
+
+        Its ``transform`` moves the bundled voice toward the reference; its
+        ``summary`` says what was found (usable seconds, similarity before/after).
 
         Raises:
             engine.reference.ReferenceAudioError: the clip cannot be used.
+            ValueError: the clip has no voiced speech to fit pitch to.
             OSError: a path cannot be read.
         """
         data = _reference_bytes(reference_audio)
-        raw_key = hashlib.sha256(data).hexdigest()
-        if raw_key in self._fits:  # the very same upload: no decoding at all
-            return self._fits[raw_key]
-        reference = decode_reference(data, 16000)
-        key = hashlib.sha256(np.ascontiguousarray(reference.audio).tobytes()).hexdigest()
-        cached = self._fits.get(key)
-        if cached is not None:
-            self._fits[raw_key] = cached
-            return cached
-        encoder, probe = self._tools()
-        embedding = encoder.embed(reference.audio, 16000)
-        stats = voice_statistics(reference.audio, 16000)
-        fit = fit_transform(embedding, stats, probe, encoder)
-        self._fits[key] = self._fits[raw_key] = VoiceFit(fit, stats, reference.summary())
-        return self._fits[key]
+        upload = registration.upload_key(data)
+        known = self._fits.get(self._uploads.get(upload, ""))
+        if known is not None:  # the very same upload: no decoding at all
+            return known
+        decoded = registration.decode(data)
+        self._uploads[upload] = decoded.content_hash
+        known = self._fits.get(decoded.content_hash)
+        if known is None:
+            encoder, probe = self._tools()
+            known = registration.analyse(decoded, encoder, probe)
+            self._fits[decoded.content_hash] = known
+        return known
 
     def save_wav(self, waveform: np.ndarray, path: str | Path) -> None:
         """16-bit PCM WAV at :attr:`sample_rate`. Raises: OSError."""
-        import soundfile
-
-        pcm = np.clip(np.round(np.asarray(waveform, np.float32) * 32767), -32768, 32767)
-        soundfile.write(str(path), pcm.astype(np.int16), self.sample_rate, subtype="PCM_16")
+        write_wav(path, waveform, self.sample_rate)
 
     # -- internals -------------------------------------------------------------------
 
@@ -272,7 +259,7 @@ def _reference_bytes(ref: ReferenceAudio) -> bytes:
     if isinstance(ref, tuple):
         import io
 
-        import soundfile
+        import soundfile  # type: ignore[import-untyped]  # ships no py.typed
 
         audio, rate = ref
         buf = io.BytesIO()

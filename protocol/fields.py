@@ -121,6 +121,16 @@ class Fields:
             return float(value)
         raise self._fail(name, f"a finite number in [{lo:g}, {hi:g}]")
 
+    def get_float_or_unset(self, name: str, *, lo: float, hi: float) -> float | None:
+        """Return a finite number in ``[lo, hi]``, or ``None`` when the field is absent.
+
+        Unlike ``get_opt_float``, ``null`` is an error: the field is optional but not
+        nullable (SPEC.md §4.1), and absent it takes the server's default.
+        """
+        if name not in self._obj:
+            return None
+        return self.get_float(name, lo=lo, hi=hi)
+
     def get_opt_float(self, name: str, *, lo: float, hi: float) -> float | None:
         """Return a finite number in ``[lo, hi]`` or ``None`` (absent or null)."""
         if self._obj.get(name) is None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
+from .controls import INTENSITY, PITCH, SPEED, VOLUME
 from .types import (
     AUDIO_FORMATS,
     AudioFormat,
@@ -187,14 +188,16 @@ class SpeakOptions:
     """Voice name from ``capabilities.voices``; ``None`` is the server's default voice."""
     emotion: str | None = None
     """Emotion name from ``capabilities.emotions``; ``None`` is neutral."""
-    intensity: float = 0.7
-    """Strength of ``emotion``, 0–1; ignored without an emotion."""
-    speed: float = 1.0
-    """Speaking-rate factor, 0.25–4."""
-    pitch: float = 0.0
-    """Pitch shift in semitones, −12–12."""
-    volume: float = 0.0
-    """Gain in dB, −30–12."""
+    intensity: float | None = INTENSITY.default
+    """Strength of ``emotion``, 0–1 (``controls.INTENSITY``); ignored without an emotion.
+    ``None`` leaves it out: the server's default applies (``started.intensity`` says
+    which)."""
+    speed: float = SPEED.default_value
+    """Speaking-rate factor (``controls.SPEED``)."""
+    pitch: float = PITCH.default_value
+    """Pitch shift in semitones (``controls.PITCH``)."""
+    volume: float = VOLUME.default_value
+    """Gain in dB (``controls.VOLUME``)."""
     priority: Priority = "normal"
     """Scheduling class."""
     deadline_ms: int | None = None

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, Final, assert_never
 
+from .controls import DEADLINE_MS, INTENSITY, PITCH, SEED, SPEED, VOLUME, Control
 from .errors import UnknownRequest, UnsupportedVersion
 from .fields import MISSING, Fields, Missing, show
 from .messages import (
@@ -188,15 +189,19 @@ def _options(f: Fields) -> SpeakOptions:
     return SpeakOptions(
         voice=f.get_opt_str("voice", max_len=128),
         emotion=f.get_opt_str("emotion", max_len=128),
-        intensity=f.get_float("intensity", 0.7, lo=0.0, hi=1.0),
-        speed=f.get_float("speed", 1.0, lo=0.25, hi=4.0),
-        pitch=f.get_float("pitch", 0.0, lo=-12.0, hi=12.0),
-        volume=f.get_float("volume", 0.0, lo=-30.0, hi=12.0),
+        intensity=f.get_float_or_unset(INTENSITY.name, lo=INTENSITY.min, hi=INTENSITY.max),
+        speed=_float(f, SPEED),
+        pitch=_float(f, PITCH),
+        volume=_float(f, VOLUME),
         priority=f.get_choice("priority", PRIORITIES, "normal"),
-        deadline_ms=f.get_opt_int("deadline_ms", lo=1, hi=600_000),
+        deadline_ms=f.get_opt_int(DEADLINE_MS.name, lo=DEADLINE_MS.min, hi=DEADLINE_MS.max),
         timestamps=f.get_bool("timestamps", False),
-        seed=f.get_opt_int("seed", lo=0, hi=I64_MAX),
+        seed=f.get_opt_int(SEED.name, lo=SEED.min, hi=SEED.max),
     )
+
+
+def _float(f: Fields, control: Control[float]) -> float:
+    return f.get_float(control.name, control.default_value, lo=control.min, hi=control.max)
 
 
 # --- client messages: dataclass -> wire ----------------------------------------------------
@@ -208,9 +213,9 @@ def client_to_wire(msg: ClientMessage) -> Wire:
         case Hello(version, token, audio):
             return _typed("hello", version=version, token=token, audio=_flat(audio))
         case Speak(id, text, options):
-            return _typed("speak", id=id, text=text) | _flat(options)
+            return _typed("speak", id=id, text=text) | _flat_options(options)
         case Append(id, text, options):
-            return _typed("append", id=id, text=text) | _flat(options)
+            return _typed("append", id=id, text=text) | _flat_options(options)
         case Flush(id):
             return _typed("flush", id=id)
         case End(id):
@@ -229,6 +234,15 @@ def client_to_wire(msg: ClientMessage) -> Wire:
 
 def _typed(kind: str, **values: object) -> Wire:
     return {"type": kind, **values}
+
+
+def _flat_options(options: SpeakOptions | None) -> Wire:
+    """Return the options' map; an unset ``intensity`` is left out (SPEC.md §4.4: the
+    field is not nullable, and left out it takes the server's default)."""
+    wire = _flat(options)
+    if wire.get(INTENSITY.name, 0.0) is None:
+        del wire[INTENSITY.name]
+    return wire
 
 
 def _flat(value: Any) -> Wire:
@@ -380,7 +394,7 @@ def _started_from(f: Fields) -> Started:
         stream=StreamId(f.get_int("stream", lo=0, hi=U32_MAX)),
         queue_ms=f.get_float("queue_ms", lo=0.0, hi=_MAX_MS),
         emotion=f.get_opt_str("emotion", max_len=_ANY_LEN),
-        intensity=f.get_opt_float("intensity", lo=0.0, hi=1.0),
+        intensity=f.get_opt_float(INTENSITY.name, lo=INTENSITY.min, hi=INTENSITY.max),
     )
 
 

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Final, assert_never
 
 from .codec import SAMPLE_WIDTH, encode_audio_frame, encode_server, parse_client
+from .controls import INTENSITY
 from .errors import (
     AuthFailed,
     InvalidMessage,
@@ -365,8 +366,10 @@ class Session:
                 raise InvalidState(
                     f"started.emotion {emotion!r} is not in capabilities.emotions ({supported})"
                 )
-            if intensity is not None and not 0.0 <= intensity <= 1.0:  # NaN fails too
-                raise InvalidState(f"started.intensity must be in [0, 1], got {intensity!r}")
+            if intensity is not None and not INTENSITY.contains(intensity):  # NaN fails too
+                raise InvalidState(
+                    f"started.intensity must be in {INTENSITY.range_text}, got {intensity!r}"
+                )
             started = Started(id, stream, queue_ms, emotion=emotion, intensity=intensity)
             data = self._encode(started)
             self._utterances.start(id, stream)

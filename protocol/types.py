@@ -22,6 +22,7 @@ __all__ = [
     "CloseCode",
     "ErrorCode",
     "Priority",
+    "ReferenceErrorCode",
     "Status",
     "StreamId",
     "UtteranceId",
@@ -44,6 +45,19 @@ AudioFormat = Literal["s16le", "f32le"]
 Status = Literal["completed", "cancelled", "expired", "failed"]
 """Final status of an utterance, reported in ``done``."""
 
+ReferenceErrorCode = Literal[
+    "too_large",
+    "unsupported_format",
+    "corrupt_audio",
+    "too_long_declared",
+    "too_short",
+    "silent",
+    "invalid_audio",
+    "too_many_channels",
+    "bad_sample_rate",
+]
+"""Codes with which a ``voice.register`` upload is refused for its audio (SPEC.md §6)."""
+
 ErrorCode = Literal[
     "hello_required",
     "unsupported_version",
@@ -64,39 +78,19 @@ ErrorCode = Literal[
     "slow_consumer",
     "auth_failed",
     "unknown_voice",
-    "too_large",
-    "unsupported_format",
-    "corrupt_audio",
-    "too_long_declared",
-    "too_short",
-    "silent",
-    "invalid_audio",
-    "too_many_channels",
-    "bad_sample_rate",
+    ReferenceErrorCode,
 ]
 """Machine-readable ``code`` of an ``error`` message (SPEC.md §6)."""
 
 VoiceScope = Literal["session", "persistent"]
 """Lifetime of a registered voice: until its session closes, or until deleted."""
 
-REFERENCE_ERROR_CODES: Final[tuple[ErrorCode, ...]] = (
-    "too_large",
-    "unsupported_format",
-    "corrupt_audio",
-    "too_long_declared",
-    "too_short",
-    "silent",
-    "invalid_audio",
-    "too_many_channels",
-    "bad_sample_rate",
-)
-"""Codes with which a ``voice.register`` upload is refused for its audio (SPEC.md §6)."""
-
 PRIORITIES: Final[tuple[Priority, ...]] = get_args(Priority)
 VOICE_SCOPES: Final[tuple[VoiceScope, ...]] = get_args(VoiceScope)
 AUDIO_FORMATS: Final[tuple[AudioFormat, ...]] = get_args(AudioFormat)
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 ERROR_CODES: Final[tuple[ErrorCode, ...]] = get_args(ErrorCode)
+REFERENCE_ERROR_CODES: Final[tuple[ReferenceErrorCode, ...]] = get_args(ReferenceErrorCode)
 
 PROTOCOL_VERSION: Final = 1
 """The newest protocol version this package speaks."""

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]  # ships no py.typed
 
 __all__ = [
     "MemoryVoiceStore",
@@ -24,6 +24,7 @@ __all__ = [
     "VoiceProfile",
     "VoiceStore",
     "open_store",
+    "usable_by",
 ]
 
 Scope = Literal["session", "persistent"]
@@ -38,7 +39,7 @@ class VoiceProfile:
 
     voice_id: str
     content_hash: str
-    """sha256 of the decoded reference samples + the model version."""
+    """The registration pipeline's content hash (``engine.registration.content_hash``)."""
     embedding: tuple[float, ...]
     """Speaker embedding (L2-normalised)."""
     stats: dict[str, float] = field(default_factory=dict)
@@ -51,7 +52,7 @@ class VoiceProfile:
     created: float = field(default_factory=time.time)
 
     def to_bytes(self) -> bytes:
-        return msgpack.packb(
+        data: bytes = msgpack.packb(
             {
                 "voice_id": self.voice_id,
                 "content_hash": self.content_hash,
@@ -63,6 +64,7 @@ class VoiceProfile:
                 "created": self.created,
             }
         )
+        return data
 
     @classmethod
     def from_bytes(cls, data: bytes) -> VoiceProfile:
@@ -133,7 +135,7 @@ class MemoryVoiceStore:
         return self._voices.pop(voice_id, None) is not None
 
     async def list(self, owner: str | None = None) -> list[VoiceProfile]:
-        return [p for p in self._voices.values() if _visible(p, owner)]
+        return [p for p in self._voices.values() if usable_by(p, owner)]
 
     async def drop_owner(self, owner: str) -> int:
         mine = [v for v, p in self._voices.items() if p.scope == "session" and p.owner == owner]
@@ -181,7 +183,7 @@ class RedisVoiceStore:
         if voice_id is None:
             self.misses += 1
             return None
-        return await self.get(voice_id.decode())
+        return await self.get(_text(voice_id))
 
     async def put(self, profile: VoiceProfile) -> None:
         ttl = self.session_ttl_s if profile.scope == "session" else None
@@ -205,13 +207,13 @@ class RedisVoiceStore:
         async for key in self._redis.scan_iter(match=_PREFIX + "*", count=500):
             data = await self._redis.get(key)
             if data is not None:
-                profile = VoiceProfile.from_bytes(data)
-                if _visible(profile, owner):
+                profile = VoiceProfile.from_bytes(_raw(data))
+                if usable_by(profile, owner):
                     out.append(profile)
         return out
 
     async def drop_owner(self, owner: str) -> int:
-        ids = [m.decode() for m in await self._redis.smembers(_BY_OWNER + owner)]
+        ids = [_text(m) for m in await self._redis.smembers(_BY_OWNER + owner)]
         dropped = 0
         for voice_id in ids:
             profile = await self._fetch(voice_id)
@@ -223,7 +225,7 @@ class RedisVoiceStore:
 
     async def _fetch(self, voice_id: str) -> VoiceProfile | None:
         data = await self._redis.get(_PREFIX + voice_id)
-        return None if data is None else VoiceProfile.from_bytes(data)
+        return None if data is None else VoiceProfile.from_bytes(_raw(data))
 
     async def _remove(self, profile: VoiceProfile) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -237,9 +239,23 @@ class RedisVoiceStore:
         await self._redis.aclose()
 
 
-def _visible(profile: VoiceProfile, owner: str | None) -> bool:
-    """Persistent voices are visible to all; session voices to their session."""
+def usable_by(profile: VoiceProfile, owner: str | None) -> bool:
+    """Whether the session ``owner`` may see and use ``profile`` (SPEC.md §4.6).
+
+    Persistent voices are everyone's; a session voice is its own session's. ``owner``
+    ``None`` asks for every profile (a listing across sessions).
+    """
     return profile.scope == "persistent" or owner is None or profile.owner == owner
+
+
+def _raw(value: bytes | str) -> bytes:
+    # The client is made without decode_responses, so replies are bytes; the type
+    # stubs allow both.
+    return value.encode() if isinstance(value, str) else value
+
+
+def _text(value: bytes | str) -> str:
+    return value if isinstance(value, str) else value.decode()
 
 
 def open_store(redis_url: str | None) -> VoiceStore:

@@ -23,6 +23,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
+from voxlive.engine.emotion import DEFAULT_INTENSITY
 from voxlive.engine.interface import (
     Controls,
     Engine,
@@ -104,7 +105,8 @@ class Utterance:
         )
         self.controls = Controls(
             emotion=options.emotion or "neutral",  # canonical: see Connection._open
-            intensity=options.intensity,
+            # Unset on the wire: the engine's default (echoed in ``started``).
+            intensity=DEFAULT_INTENSITY if options.intensity is None else options.intensity,
             speed=options.speed,
             pitch_st=options.pitch,
             volume_db=options.volume,

@@ -1,20 +1,19 @@
 """Zero-shot voice registration: reference clip in, speaker profile stored (SPEC.md §4.6).
 
-``Voices`` is owned by the ``App``. It decodes and vets an upload
-(``engine.reference.decode_reference``) and embeds it (``SpeakerEncoder``) on one
-dedicated thread, never on the event loop, so at most one clip is analysed at a time
-(each connection may have ``limits.max_registrations`` waiting).
+``Voices`` is owned by the ``App``. It runs the engine's registration pipeline
+(``engine/registration.py``: decode and vet, embed, fit) on one dedicated thread, never
+on the event loop, so at most one clip is analysed at a time (each connection may have
+``limits.max_registrations`` waiting); what it adds is storage, ownership and names.
 
-A profile is found again by the **content hash**: sha256 of the decoded float32 samples
-plus ``MODEL_VERSION``, so a re-encoded copy of the same audio is a hit too. That hash
-needs the decode; to make re-registering the *same bytes* cheap, an in-process map from
-sha256(upload) to content hash skips it (only a hash of the upload runs on the loop).
+A profile is found again by the pipeline's **content hash** (a re-encoded copy of the
+same audio is a hit too), looked up between decoding and embedding. That hash needs the
+decode; to make re-registering the *same bytes* cheap, an in-process map from the
+upload's hash to its content hash skips it (only a hash of the upload runs on the loop).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import secrets
 from collections import OrderedDict
@@ -22,25 +21,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
-import numpy as np
-
-from voxlive.engine.adapt import Probe, fit_transform, voice_statistics
-from voxlive.engine.reference import (
-    Reference,
-    ReferenceAudioError,
-    ReferenceLimits,
-    decode_reference,
-)
+from voxlive.engine import registration
+from voxlive.engine.adapt import Probe
+from voxlive.engine.reference import ReferenceAudioError, ReferenceLimits
 from voxlive.engine.speaker import SpeakerEncoder
 from voxlive.engine.world import VoiceTransform
 from voxlive.protocol.messages import VoiceInfo, VoiceRegister, VoiceSummary
 from voxlive.protocol.types import ErrorCode
 
-from .store import VoiceProfile, VoiceStore
+from .errors import wire_code
+from .store import VoiceProfile, VoiceStore, usable_by
 
 __all__ = [
-    "MODEL_VERSION",
-    "REFERENCE_RATE",
     "Registered",
     "RegistrationError",
     "Voices",
@@ -49,10 +41,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION: Final = "ge2e-1"
-"""Part of every content hash: a new embedding model must not reuse old profiles."""
-REFERENCE_RATE: Final = 16000
-"""Rate the reference is decoded at (the speaker encoder's)."""
 _UPLOAD_MAP_SIZE: Final = 4096
 
 
@@ -123,7 +111,7 @@ class Voices:
 
     async def _register(self, event: VoiceRegister, owner: str) -> Registered:
         await self._check_name(event.name, owner)
-        upload_key = hashlib.sha256(event.audio).hexdigest()
+        upload_key = registration.upload_key(event.audio)
         seen = self.by_upload.get(upload_key)
         if seen is not None:
             known = await self.store.find_by_hash(seen)
@@ -131,27 +119,26 @@ class Voices:
                 return await self._reuse(known, event, owner)
         loop = asyncio.get_running_loop()
         try:
-            reference, content_hash = await loop.run_in_executor(
-                self.pool, self._decode, event.audio
+            decoded = await loop.run_in_executor(
+                self.pool, registration.decode, event.audio, self.limits
             )
         except ReferenceAudioError as exc:
-            raise RegistrationError(exc.code, str(exc)) from exc
-        self._remember(upload_key, content_hash)
-        known = await self.store.find_by_hash(content_hash)
+            raise RegistrationError(wire_code(exc.code), str(exc)) from exc
+        self._remember(upload_key, decoded.content_hash)
+        known = await self.store.find_by_hash(decoded.content_hash)
         if known is not None:
             return await self._reuse(known, event, owner)
         self.cache_misses += 1
-        embedding, stats = await loop.run_in_executor(self.pool, self._embed, reference)
-        summary = dict(reference.summary())
-        for key in ("similarity", "similarity_before"):
-            if key in stats:
-                summary[key] = round(stats[key], 3)
+        probe = None if self.adapter is None else self.adapter.probe
+        done = await loop.run_in_executor(
+            self.pool, registration.analyse, decoded, self.encoder, probe
+        )
         profile = VoiceProfile(
             voice_id=event.name or _new_voice_id(),
-            content_hash=content_hash,
-            embedding=embedding,
-            stats=stats,
-            summary=summary,
+            content_hash=done.content_hash,
+            embedding=tuple(float(x) for x in done.embedding),
+            stats=dict(done.stats),
+            summary=dict(done.summary),
             scope=event.scope,
             owner=owner,
         )
@@ -164,14 +151,14 @@ class Voices:
         if name in self.reserved:
             raise RegistrationError("duplicate_id", f"voice {name} is a built-in voice")
         taken = await self.store.get(name)
-        if taken is not None and not _visible(taken, owner):
+        if taken is not None and not usable_by(taken, owner):
             raise RegistrationError("duplicate_id", f"voice name {name} is taken")
 
     async def _reuse(self, known: VoiceProfile, event: VoiceRegister, owner: str) -> Registered:
         """A known clip: answer with its profile, or copy it under the asked name/scope."""
-        wanted = event.name or (known.voice_id if _visible(known, owner) else None)
+        wanted = event.name or (known.voice_id if usable_by(known, owner) else None)
         same = wanted == known.voice_id and known.scope == event.scope
-        if same and _visible(known, owner):
+        if same and usable_by(known, owner):
             self.cache_hits += 1
             return Registered(known, cached=True)
         self.cache_hits += 1
@@ -187,22 +174,6 @@ class Voices:
         await self.store.put(profile)
         return Registered(profile, cached=True)
 
-    def _decode(self, audio: bytes) -> tuple[Reference, str]:
-        """On the voices thread: decode and vet, then hash the samples."""
-        reference = decode_reference(audio, REFERENCE_RATE, self.limits)
-        digest = hashlib.sha256(np.ascontiguousarray(reference.audio, np.float32).tobytes())
-        digest.update(MODEL_VERSION.encode())
-        return reference, digest.hexdigest()
-
-    def _embed(self, reference: Reference) -> tuple[tuple[float, ...], dict[str, float]]:
-        """On the voices thread: the speaker embedding and, with an adapter, the fit."""
-        audio = np.array(reference.audio)  # a writable copy for torch
-        embedding = self.encoder.embed(audio, REFERENCE_RATE)
-        stats: dict[str, float] = {}
-        if self.adapter is not None:
-            stats = self.adapter.fit(embedding, audio, REFERENCE_RATE, self.encoder)
-        return tuple(float(x) for x in embedding), stats
-
     def _remember(self, upload_key: str, content_hash: str) -> None:
         self.by_upload[upload_key] = content_hash
         self.by_upload.move_to_end(upload_key)
@@ -212,7 +183,7 @@ class Voices:
     async def find(self, voice: str, owner: str) -> VoiceProfile | None:
         """The registered voice ``voice`` if the session ``owner`` may use it."""
         profile = await self.store.get(voice)
-        return profile if profile is not None and _visible(profile, owner) else None
+        return profile if profile is not None and usable_by(profile, owner) else None
 
     async def listing(self, owner: str) -> tuple[VoiceInfo, ...]:
         """Persistent voices and those of the session ``owner``."""
@@ -240,35 +211,16 @@ class Voices:
 
 
 class VoiceAdapter:
-    """Fits registered voices and moves the bundled voice toward them (WORLD stage)."""
+    """Registered voices are fitted against ``probe`` and moved toward (WORLD stage)."""
 
     def __init__(self, probe: Probe, sample_rate: int) -> None:
         self.probe = probe
+        """The bundled voice's probe sentence, analysed: what registrations fit against."""
         self.sample_rate = sample_rate
-
-    def fit(
-        self, embedding: np.ndarray, audio: np.ndarray, rate: int, encoder: SpeakerEncoder
-    ) -> dict[str, float]:
-        """Statistics, fitted transform and similarities of a reference (blocking)."""
-        stats = voice_statistics(audio, rate)
-        fit = fit_transform(embedding, stats, self.probe, encoder)
-        return (
-            stats
-            | fit.transform.to_dict()
-            | {
-                "similarity_before": fit.similarity_before,
-                "similarity": fit.similarity_after,
-            }
-        )
 
     def transform_for(self, profile: VoiceProfile) -> VoiceTransform:
         """The fitted transform that moves the bundled voice toward ``profile``."""
-        keys = VoiceTransform().to_dict()
-        return VoiceTransform.from_dict({k: v for k, v in profile.stats.items() if k in keys})
-
-
-def _visible(profile: VoiceProfile, owner: str) -> bool:
-    return profile.scope == "persistent" or profile.owner == owner
+        return registration.transform_from_stats(profile.stats)
 
 
 def summary_of(profile: VoiceProfile) -> VoiceSummary:

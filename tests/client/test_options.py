@@ -188,7 +188,8 @@ def client_args(*flags: str):
 
 def test_flags_default_to_neutral_delivery_without_an_emotion() -> None:
     options = options_from_args(client_args(), 0)
-    assert options == {"speed": 1.0, "intensity": 0.7, "pitch": 0.0, "volume": 0.0, "seed": None}
+    # No --intensity: left unset, so the server's default applies (started reports it).
+    assert options == {"speed": 1.0, "pitch": 0.0, "volume": 0.0, "seed": None}
     assert "emotion" not in options
 
 

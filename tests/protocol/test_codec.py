@@ -144,14 +144,15 @@ def test_msgpack_and_json_carry_the_same_map() -> None:
     assert msgpack.unpackb(encode_client(message)) == json.loads(encode_client(message, False))
 
 
-def test_speak_wire_map_is_flat_and_complete() -> None:
+def test_speak_wire_map_is_flat_and_complete_but_for_an_unset_intensity() -> None:
+    # intensity is not nullable (SPEC.md §4.4): unset, it is left out and the server's
+    # default applies (reported in started.intensity).
     assert json.loads(encode_client(Speak(uid("u1"), "hi"), binary=False)) == {
         "type": "speak",
         "id": "u1",
         "text": "hi",
         "voice": None,
         "emotion": None,
-        "intensity": 0.7,
         "speed": 1.0,
         "pitch": 0.0,
         "volume": 0.0,

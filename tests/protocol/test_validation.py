@@ -45,6 +45,7 @@ BAD_SPEAK_OPTIONS = [
     ("speed", 2**64 - 1),
     ("intensity", -0.1),
     ("intensity", 1.1),
+    ("intensity", None),
     ("pitch", -12.5),
     ("pitch", 12.5),
     ("volume", -30.5),

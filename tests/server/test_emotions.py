@@ -10,6 +10,7 @@ import asyncio
 
 import numpy as np
 
+from voxlive.engine.emotion import DEFAULT_INTENSITY
 from voxlive.engine.expression import PAUSE_PHONEMES, Expression, render
 from voxlive.engine.measure import measure
 from voxlive.engine.voice import SynthesisParams
@@ -74,6 +75,8 @@ def test_emotions_mixed_in_one_batch_move_rate_pitch_and_loudness(server_voice):
     assert not errors and {d.status for d in done.values()} == {"completed"}
     assert started["sad"].emotion == "sad" and started["angry"].emotion == "angry"
     assert started["happy"].intensity == 1.0 and started["plain"].emotion == "neutral"
+    # Left out on the wire, the intensity is the engine's default, and started says so.
+    assert started["plain"].intensity == DEFAULT_INTENSITY
 
     # Neutral with no pitch/volume is the engine's own output for that seed, exactly.
     (engine_plain,) = server_voice.synthesize_texts([TEXT], SynthesisParams(seed=5))

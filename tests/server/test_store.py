@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from voxlive.server.store import MemoryVoiceStore, RedisVoiceStore, VoiceProfile
+from voxlive.server.store import MemoryVoiceStore, RedisVoiceStore, VoiceProfile, usable_by
 
 from .redis_server import redis_server
 
@@ -132,3 +132,10 @@ def test_session_voices_in_redis_carry_a_ttl_and_persistent_ones_do_not(redis_ur
     tmp_ttl, keep_ttl = asyncio.run(main())
     assert 0 < tmp_ttl <= 600
     assert keep_ttl == -1
+
+
+def test_a_session_voice_is_usable_by_its_session_and_a_persistent_one_by_all() -> None:
+    mine, shared = profile("a", owner="s1"), profile("b", scope="persistent", owner="s1")
+    assert usable_by(mine, "s1") and not usable_by(mine, "s2")
+    assert usable_by(shared, "s1") and usable_by(shared, "s2")
+    assert usable_by(mine, None)  # a listing across sessions sees every profile

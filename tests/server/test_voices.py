@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf  # type: ignore[import-untyped]
 
+from voxlive.engine import registration
 from voxlive.engine.voice import SynthesisParams
 from voxlive.protocol.codec import decode_server, encode_client
 from voxlive.protocol.messages import (
@@ -136,7 +137,10 @@ def test_the_cached_registration_path_takes_at_most_5_ms(clip, wav):
     async def main():
         voices = Voices(MemoryVoiceStore(), shared_speaker(), max_reference_bytes=10 << 20)
         event = VoiceRegister(UtteranceId("r"), wav, name="bob")
-        assert not (await voices.register(event, "s1")).cached
+        first = await voices.register(event, "s1")
+        assert not first.cached
+        # One cache key: the engine pipeline's content hash (Synthesizer.register's too).
+        assert first.profile.content_hash == registration.decode(wav).content_hash
         times = []
         for _ in range(20):
             start = time.perf_counter()

@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voxlive.engine.emotion import EMOTIONS
-from voxlive.engine.expression import PAUSE_PHONEMES, Expression, render
+from voxlive.engine.expression import Expression, render
 from voxlive.engine.frontend import FrontendResult
 from voxlive.engine.measure import ProsodyMeasure, measure
+from voxlive.engine.phonemes import PAUSE_PHONEMES
 from voxlive.engine.voice import SynthesisParams, Voice
 from voxlive.engine.world import VoiceTransform
+
+from .texts import read_lines
 
 __all__ = ["MEASURES", "SENTENCES", "EmotionRun", "bench_emotions", "run_emotions"]
 
@@ -126,8 +129,7 @@ def bench_emotions(args: argparse.Namespace) -> dict[str, object]:
 
     texts = SENTENCES[: args.sentences]
     if args.texts is not None:
-        texts = [t.strip() for t in args.texts.read_text(encoding="utf-8").splitlines()]
-        texts = [t for t in texts if t]
+        texts = read_lines(args.texts)
     intensities = tuple(float(x) for x in args.intensities.split(","))
     for k in intensities:
         if not 0.0 < k <= 1.0:

@@ -17,7 +17,7 @@ import numpy as np
 
 from voxlive.engine.voice import SynthesisParams, Voice
 
-from .texts import BENCH_SENTENCES, FIRST_AUDIO_SENTENCE
+from .texts import BENCH_SENTENCES, FIRST_AUDIO_SENTENCE, read_lines
 
 __all__ = ["BENCH_SENTENCES", "FIRST_AUDIO_SENTENCE", "bench_engine", "format_engine_report"]
 
@@ -33,8 +33,7 @@ def _pct(values: list[float], q: float) -> float:
 def _load_texts(path: Path | None) -> list[str]:
     if path is None:
         return list(BENCH_SENTENCES)
-    texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    texts = [t for t in texts if t]
+    texts = read_lines(path)
     if not texts:
         raise ValueError(f"{path}: no non-empty lines")
     return texts
@@ -42,7 +41,7 @@ def _load_texts(path: Path | None) -> list[str]:
 
 def _engine_figures(
     voice: Voice, texts: list[str], batches: list[int], repeats: int, items: int
-) -> dict:
+) -> dict[str, Any]:
     params = SynthesisParams(seed=1)
     groups = [voice.requests(t, params)[0] for t in texts]
     work = (groups * (items // len(groups) + 1))[:items]
@@ -68,7 +67,7 @@ def _engine_figures(
     }
 
 
-def _piper_figures(texts: list[str], repeats: int, items: int) -> dict:
+def _piper_figures(texts: list[str], repeats: int, items: int) -> dict[str, Any]:
     from piper import PiperVoice
 
     from voxlive.engine.loader import default_voice_files

@@ -35,6 +35,8 @@ from voxlive.client import Client, ClientError, Utterance
 from voxlive.protocol.codec import SAMPLE_WIDTH
 from voxlive.protocol.messages import AudioFrame, Done, Error
 
+from .texts import read_lines
+
 __all__ = ["Sample", "format_report", "load_texts", "run_bench_server", "run_load", "summarize"]
 
 DEFAULT_TIMEOUT_S: Final = 120.0
@@ -68,11 +70,7 @@ def load_texts(path: Path | None) -> list[str]:
         from .texts import BENCH_SENTENCES
 
         return list(BENCH_SENTENCES)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
-    texts = [line.strip() for line in lines if line.strip()]
+    texts = read_lines(path)
     if not texts:
         raise ValueError(f"{path}: no non-empty lines")
     return texts
@@ -90,7 +88,7 @@ async def run_load(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     seed: int | None = None,
     emotions: Sequence[str] = (),
-    intensity: float = 0.7,
+    intensity: float | None = None,
 ) -> dict[str, Any]:
     """Offer load to the server at ``url`` and return the report (see ``summarize``).
 
@@ -105,7 +103,7 @@ async def run_load(
         timeout_s: Longest wait for one utterance, in seconds.
         seed: Seed of the open-loop schedule (arrival times, session choice).
         emotions: Emotions given to the utterances in turn (empty: none, neutral).
-        intensity: Their intensity.
+        intensity: Their intensity; ``None``: the server's default.
 
     Raises:
         ValueError: a count, the rate or the timeout is not positive, or ``texts`` is empty.
@@ -121,7 +119,7 @@ async def run_load(
         for text in texts:
             clients[0].check_text(text)  # fail before the clock starts, not mid-run
         t0 = time.perf_counter()
-        kinds = [{"emotion": e, "intensity": intensity} for e in emotions] or [{}]
+        kinds = [_kind(e, intensity) for e in emotions] or [{}]
         if rate is None:
             samples = await _closed_loop(clients, utterances, texts, kinds, timeout_s)
         else:
@@ -140,6 +138,13 @@ async def run_load(
         emotions=list(emotions),
     )
     return report
+
+
+def _kind(emotion: str, intensity: float | None) -> dict[str, Any]:
+    """One utterance kind's speak options (an unset intensity is the server's default)."""
+    return (
+        {"emotion": emotion} if intensity is None else {"emotion": emotion, "intensity": intensity}
+    )
 
 
 async def _connect_all(

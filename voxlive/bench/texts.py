@@ -1,8 +1,25 @@
-"""Fixed benchmark sentences (chat-like, varied length). No heavy imports here."""
+"""Benchmark sentences (chat-like, varied length) and the reader of text files of
+lines (``-f`` / ``--texts``) that the commands share. No heavy imports here."""
 
 from __future__ import annotations
 
-__all__ = ["BENCH_SENTENCES", "FIRST_AUDIO_SENTENCE"]
+from pathlib import Path
+
+__all__ = ["BENCH_SENTENCES", "FIRST_AUDIO_SENTENCE", "read_lines"]
+
+
+def read_lines(path: Path) -> list[str]:
+    """The non-empty lines of a UTF-8 text file, stripped, in order.
+
+    Raises:
+        ValueError: the file cannot be read or is not UTF-8 (the message names it).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
 
 BENCH_SENTENCES = [
     "Welcome back to the stream, everyone, it is great to see you all here again.",

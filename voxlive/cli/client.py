@@ -16,10 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 from typing import Final
 
+from voxlive.bench.texts import read_lines
 from voxlive.client import Client, ClientError, Result, SpeakKwargs
+from voxlive.protocol.controls import INTENSITY, PITCH, SPEED, VOLUME
 
 __all__ = ["options_from_args", "run_client"]
 
@@ -38,7 +39,7 @@ def run_client(args: argparse.Namespace) -> int:
     from ..loop import run_loop
 
     options_from_args(args, 0)  # usage errors before connecting
-    lines = None if args.file is None else _read_lines(args.file)
+    lines = None if args.file is None else read_lines(args.file)
     try:
         if lines is None:
             return run_loop(_speak_one(args))
@@ -83,38 +84,24 @@ def options_from_args(args: argparse.Namespace, line: int) -> SpeakKwargs:
             ``--pitch`` outside −12–12, ``--volume`` outside −30–12, or a blank
             ``--emotion``.
     """
-    intensity = getattr(args, "intensity", 0.7)
-    pitch = getattr(args, "pitch", 0.0)
-    volume = getattr(args, "volume", 0.0)
+    intensity = getattr(args, "intensity", INTENSITY.default)
+    pitch = getattr(args, "pitch", PITCH.default_value)
+    volume = getattr(args, "volume", VOLUME.default_value)
     emotion = getattr(args, "emotion", None)
-    # ``not lo <= x <= hi`` also rejects NaN (``--pitch nan`` parses as a float).
-    if not 0.25 <= args.speed <= 4.0:
-        raise ValueError(f"--speed must be in [0.25, 4], got {args.speed}")
-    if not 0.0 <= intensity <= 1.0:
-        raise ValueError(f"--intensity must be in [0, 1], got {intensity}")
-    if not -12.0 <= pitch <= 12.0:
-        raise ValueError(f"--pitch must be in [-12, 12] semitones, got {pitch}")
-    if not -30.0 <= volume <= 12.0:
-        raise ValueError(f"--volume must be in [-30, 12] dB, got {volume}")
+    SPEED.check(args.speed, "--speed")  # NaN fails too (``--pitch nan`` parses)
+    PITCH.check(pitch, "--pitch")
+    VOLUME.check(volume, "--volume")
     if emotion is not None and not emotion.strip():
         raise ValueError("--emotion must name an emotion, got an empty string")
     seed = None if args.seed is None else args.seed + line
-    options = SpeakKwargs(
-        speed=args.speed, intensity=intensity, pitch=pitch, volume=volume, seed=seed
-    )
+    options = SpeakKwargs(speed=args.speed, pitch=pitch, volume=volume, seed=seed)
+    if intensity is not None:  # unset: the server's default (echoed in ``started``)
+        options["intensity"] = INTENSITY.check(intensity, "--intensity")
     if emotion is not None:
         options["emotion"] = emotion
     if getattr(args, "voice", None) is not None:
         options["voice"] = args.voice
     return options
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 async def _speak_one(args: argparse.Namespace) -> int:

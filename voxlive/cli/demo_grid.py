@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from voxlive.engine.emotion import EMOTIONS
-from voxlive.engine.expression import PAUSE_PHONEMES, check_rate, render
+from voxlive.engine.expression import check_rate, render
 from voxlive.engine.frontend import FrontendResult, TextError
 from voxlive.engine.measure import ProsodyMeasure, measure
+from voxlive.engine.pcm import write_wav
+from voxlive.engine.phonemes import PAUSE_PHONEMES
 from voxlive.engine.synthesizer import Synthesizer
 from voxlive.engine.voice import SynthesisParams
 from voxlive.engine.world import VoiceTransform
-
-from .wav import write_wav
 
 __all__ = [
     "DEFAULT_SEED",

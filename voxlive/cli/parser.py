@@ -13,6 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from voxlive.engine.emotion import DEFAULT_INTENSITY
+from voxlive.protocol.controls import INTENSITY, PITCH, SEED, SPEED, VOLUME
+
 from .errors import EXIT_FAILED, EXIT_USAGE, check_inputs, run_reporting_errors
 from .usage import Formatter, add_command
 
@@ -100,19 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--intensity",
         type=float,
         metavar="X",
-        help="how strongly the emotion shows, 0–1 (default 0.7)",
+        help=INTENSITY.flag_help(f"{DEFAULT_INTENSITY:g}"),
     )
     say.add_argument(
-        "--pitch", type=float, default=0.0, metavar="ST", help="pitch change in semitones (±12)"
+        "--pitch", type=float, default=PITCH.default, metavar="ST", help=PITCH.flag_help()
     )
     say.add_argument(
-        "--volume", type=float, default=0.0, metavar="DB", help="level change in dB (−30 to 12)"
+        "--volume", type=float, default=VOLUME.default, metavar="DB", help=VOLUME.flag_help()
     )
     _engine_options(say)
-    say.add_argument(
-        "--speed", type=float, default=1.0, help="speaking rate, 1.0 = normal (0.25–4)"
-    )
-    say.add_argument("--seed", type=int, help="noise seed, for reproducible output")
+    say.add_argument("--speed", type=float, default=SPEED.default, help=SPEED.flag_help())
+    say.add_argument("--seed", type=int, help=SEED.help)
     say.add_argument(
         "--deterministic", action="store_true", help="no sampling noise (same text → same samples)"
     )
@@ -163,20 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="WAV file; with -f, the directory for the WAVs",
     )
     _client_options(client)
-    client.add_argument("--speed", type=float, default=1.0, help="speaking rate (0.25–4)")
+    client.add_argument("--speed", type=float, default=SPEED.default, help=SPEED.flag_help())
     client.add_argument(
         "--emotion", metavar="NAME", help="emotion name or synonym (happy, 开心, furious, …)"
     )
     client.add_argument(
-        "--intensity", type=float, default=0.7, metavar="X", help="emotion strength (0–1)"
+        "--intensity", type=float, metavar="X", help=INTENSITY.flag_help("the server's")
     )
     client.add_argument(
-        "--pitch", type=float, default=0.0, metavar="ST", help="pitch shift in semitones (±12)"
+        "--pitch", type=float, default=PITCH.default, metavar="ST", help=PITCH.flag_help()
     )
     client.add_argument(
-        "--volume", type=float, default=0.0, metavar="DB", help="gain in dB (−30 to 12)"
+        "--volume", type=float, default=VOLUME.default, metavar="DB", help=VOLUME.flag_help()
     )
-    client.add_argument("--seed", type=int, help="noise seed, for reproducible output")
+    client.add_argument("--seed", type=int, help=SEED.help)
     client.add_argument(
         "--timeout", type=float, default=120.0, metavar="SECONDS", help="seconds per utterance"
     )
@@ -284,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--seed", type=int, help="seed of the open-loop arrival schedule")
     load.add_argument("--emotions", help="comma-separated emotions given to the utterances in turn")
-    load.add_argument("--intensity", type=float, default=0.7, help="their intensity (0–1)")
+    load.add_argument(
+        "--intensity", type=float, help="their " + INTENSITY.flag_help("the server's")
+    )
     return parser
 
 

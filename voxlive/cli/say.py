@@ -13,21 +13,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from voxlive.bench.texts import read_lines
 from voxlive.engine.emotion import DEFAULT_INTENSITY, resolve
 from voxlive.engine.expression import Expression, check_rate, render
 from voxlive.engine.frontend import FrontendResult, TextError
+from voxlive.engine.pcm import write_wav
 from voxlive.engine.reference import ReferenceAudioError
 from voxlive.engine.synthesizer import Synthesizer
 from voxlive.engine.voice import SynthesisParams
+from voxlive.protocol.controls import INTENSITY, PITCH, SPEED, VOLUME
 
 from .demo_grid import grid_clips, run_demo_grid
-from .wav import write_wav
 
 __all__ = ["check_say_args", "controls_from_args", "params_from_args", "run_say"]
-
-INTENSITY_RANGE = (0.0, 1.0)
-PITCH_RANGE_ST = (-12.0, 12.0)
-VOLUME_RANGE_DB = (-30.0, 12.0)
 
 
 def params_from_args(args: argparse.Namespace) -> SynthesisParams:
@@ -36,9 +34,7 @@ def params_from_args(args: argparse.Namespace) -> SynthesisParams:
     Raises:
         ValueError: speed out of range, or other out-of-range controls.
     """
-    if not 0.25 <= args.speed <= 4.0:
-        raise ValueError(f"--speed must be in [0.25, 4], got {args.speed}")
-    length_scale = 1.0 / args.speed
+    length_scale = 1.0 / SPEED.check(args.speed, "--speed")
     if args.deterministic:
         return SynthesisParams.deterministic(length_scale)
     return SynthesisParams(length_scale=length_scale, seed=args.seed)
@@ -83,16 +79,10 @@ def controls_from_args(args: argparse.Namespace) -> tuple[str | None, float]:
         except ValueError as exc:
             raise ValueError(f"--emotion: {exc}") from None
     intensity = DEFAULT_INTENSITY if args.intensity is None else args.intensity
-    _check_range("--intensity", intensity, INTENSITY_RANGE)
-    _check_range("--pitch", args.pitch, PITCH_RANGE_ST, " semitones")
-    _check_range("--volume", args.volume, VOLUME_RANGE_DB, " dB")
+    INTENSITY.check(intensity, "--intensity")
+    PITCH.check(args.pitch, "--pitch")
+    VOLUME.check(args.volume, "--volume")
     return emotion, intensity
-
-
-def _check_range(flag: str, value: float, bounds: tuple[float, float], unit: str = "") -> None:
-    lo, hi = bounds
-    if not lo <= value <= hi:  # also refuses NaN
-        raise ValueError(f"{flag} must be in [{lo:g}, {hi:g}]{unit}, got {value:g}")
 
 
 def run_say(args: argparse.Namespace) -> int:
@@ -166,8 +156,7 @@ def _say_lines(
     Returns:
         0, or 1 when any line could not be spoken (the others are still written).
     """
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    lines = [line for line in lines if line]
+    lines = read_lines(path)
     outdir.mkdir(parents=True, exist_ok=True)
     numbers: list[int] = []
     results: list[FrontendResult] = []
