@@ -230,7 +230,8 @@ def synthesize(a: Analysis, limit: bool = True) -> np.ndarray:
     peak = float(np.max(np.abs(y))) if len(y) and limit else 0.0
     if peak > 0.999:
         y = y * (0.999 / peak)
-    return y.astype(np.float32)
+    out: np.ndarray = y.astype(np.float32)
+    return out
 
 
 LIMIT_KNEE = 0.8
