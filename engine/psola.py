@@ -52,10 +52,10 @@ _MIN_MATCH = 0.5
 """A voiced region ends where the next period matches the last one less than this."""
 _QUIET = 1e-6
 """Frames below this mean power (−60 dBFS) are never voiced."""
-_BREATH_LEVEL = 0.5
+_BREATH_LEVEL = 0.05
 """Noise RMS, relative to a grain's RMS, at breathiness 1."""
 _SHELF_MID_HZ = 2000.0
-_TILT_OCTAVES = 4.0
+_TILT_OCTAVES = 2.0
 """The shelf's full gain is the tilt over this many octaves above 500 Hz."""
 
 
@@ -99,8 +99,9 @@ class PsolaAdapter:
         self.half = int(_WINDOW_S * sr) // 2
         self.width = 2 * self.half
         fmin, fmax = max(40.0, center_hz / 2**1.25), min(600.0, center_hz * 2**1.6)
-        self.tau_min = int(sr / fmax)
-        self.tau_max = min(int(sr / fmin), self.width - 2)
+        # YIN runs at half the rate: pitch needs no more, and it costs a quarter.
+        self.tau_min = int(sr / 2 / fmax)
+        self.tau_max = min(int(sr / 2 / fmin), self.half - 2)
         self.unvoiced_step = self.hop  # grain spacing where nothing moves
         # Input: x[i] is input sample x0 + i; zeros stand before the stream's start.
         self.pre = self.width + 8
@@ -190,15 +191,16 @@ class PsolaAdapter:
 
     def _yin(self, first: int, stop: int) -> np.ndarray:
         """F0 (Hz, 0 unvoiced) of frames ``first..stop-1`` (de Cheveigné & Kawahara 2002)."""
-        w = self.width
+        w = self.half  # samples at half rate
         starts = np.arange(first, stop) * self.hop - self.half - self.x0
-        frames = self.x[starts[:, None] + np.arange(w)[None, :]]  # [n, w]
+        idx = starts[:, None] + 2 * np.arange(w)[None, :]
+        frames = (0.5 * (self.x[idx] + self.x[idx + 1])).astype(np.float32)  # [n, w]
         n = len(frames)
         power = (frames**2).mean(1)
         n_fft = 1 << int(np.ceil(np.log2(2 * w)))
         spec = np.fft.rfft(frames, n_fft)
         r = np.fft.irfft(spec * np.conj(spec), n_fft)[:, : self.tau_max + 1]  # autocorrelation
-        cum = np.concatenate([np.zeros((n, 1)), np.cumsum(frames**2, axis=1)], 1)  # [n, w+1]
+        cum = np.concatenate([np.zeros((n, 1), np.float32), np.cumsum(frames**2, axis=1)], 1)
         taus = np.arange(self.tau_max + 1)
         d = cum[:, w - taus] + (cum[:, -1:] - cum[:, taus]) - 2 * r  # difference function
         cmnd = d[:, 1:] * taus[1:] / np.maximum(np.cumsum(d[:, 1:], axis=1), 1e-12)
@@ -210,7 +212,7 @@ class PsolaAdapter:
             nxt = np.minimum(pick + 1, search.shape[1] - 1)
             pick = np.where(search[rows, nxt] < search[rows, pick], nxt, pick)
         voiced = (search[rows, pick] < 0.45) & (power > _QUIET)
-        hz = self.sample_rate / (pick + self.tau_min)
+        hz = self.sample_rate / 2 / (pick + self.tau_min)
         octave = np.log2(hz / self.center_hz)
         hz = hz / 2.0 ** np.where(np.abs(octave) > 0.75, np.round(octave), 0.0)
         return np.where(voiced, hz, 0.0)
@@ -271,9 +273,9 @@ class PsolaAdapter:
             return None if self.final else -1
         template = self.x[m - half - self.x0 : m + half - self.x0]
         seg = self.x[lo - half - self.x0 : hi + half - 1 - self.x0]
-        windows = np.lib.stride_tricks.sliding_window_view(seg, 2 * half)  # [cands, 2*half]
-        dots = windows @ template
-        energy = np.einsum("ij,ij->i", windows, windows) * float(template @ template)
+        dots = np.correlate(seg, template, "valid")  # [candidates]
+        cum = np.concatenate([[0.0], np.cumsum(seg**2)])
+        energy = (cum[2 * half :] - cum[: len(cum) - 2 * half]) * float(template @ template)
         match = dots / np.sqrt(np.maximum(energy, 1e-20))
         offset = (np.arange(lo, hi) - (m + period)) / (period * _SEARCH)
         score = match * (1 - 0.1 * offset**2)  # ties go to the predicted spacing
@@ -380,30 +382,27 @@ class PsolaAdapter:
         amp = np.array([g[4] for g in grains])
         voiced = np.array([g[5] for g in grains])
         prev, centre, nxt, source = g.T
-        span = int((nxt - prev).max())
-        n = prev[:, None] + np.arange(span)[None, :]  # [j, span] output samples
-        inside = n < nxt[:, None]
-        rise = np.maximum(centre - prev, 1)[:, None]
-        fall = np.maximum(nxt - centre, 1)[:, None]
-        rel = n - centre[:, None]
-        win = np.where(
-            rel < 0,
-            0.5 + 0.5 * np.cos(np.pi * rel / rise),
-            0.5 + 0.5 * np.cos(np.pi * rel / fall),
-        )
-        win = np.where(inside, win, 0.0)
-        pos = source[:, None] + self.alpha * rel - self.x0  # where each sample is read
-        values = _cubic(self.x, pos) * win * amp[:, None]
+        spans = nxt - prev
+        j = np.repeat(np.arange(len(g)), spans)  # ragged: grain of each output sample
+        n = prev[j] + np.arange(len(j)) - np.repeat(np.cumsum(spans) - spans, spans)
+        rel = (n - centre[j]).astype(np.float64)
+        width = np.where(rel < 0, np.maximum(centre - prev, 1)[j], np.maximum(nxt - centre, 1)[j])
+        win = 0.5 + 0.5 * np.cos(np.pi * rel / width)
+        if self.alpha == 1.0:
+            values = self.x[source[j] + rel.astype(np.int64) - self.x0]
+        else:
+            values = _cubic(self.x, source[j] + self.alpha * rel - self.x0)
+        values = values * win * amp[j]
         if self.breath > 0 and voiced.any():
-            rms = np.sqrt((values**2).sum(1) / np.maximum(win.sum(1), 1.0))
-            noise = _noise(n) * win * (rms * self.breath * voiced)[:, None]
-            values = values + noise
+            power = np.bincount(j, values**2, len(g)) / np.maximum(np.bincount(j, win, len(g)), 1)
+            scale = np.sqrt(power) * self.breath * voiced
+            values = values + _noise(n) * win * scale[j]
         end = int(nxt.max())
         if end - self.emitted > len(self.acc):
             self.acc = np.pad(self.acc, (0, end - self.emitted - len(self.acc)))
-        idx = (n - self.emitted)[inside]
+        idx = n - self.emitted
         keep = idx >= 0  # before the stream's start
-        self.acc += np.bincount(idx[keep], values[inside][keep], minlength=len(self.acc))
+        self.acc += np.bincount(idx[keep], values[keep], minlength=len(self.acc))
 
     def _trim(self) -> None:
         """Drop input, frames and marks nothing will read again."""
