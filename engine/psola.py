@@ -443,7 +443,8 @@ def _cubic(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
     t = pos - i
     p0, p1, p2, p3 = x[i - 1], x[i], x[i + 1], x[i + 2]
     cubic = 3 * (p1 - p2) + p3 - p0
-    return p1 + 0.5 * t * (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * cubic))
+    out: np.ndarray = p1 + 0.5 * t * (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * cubic))
+    return out
 
 
 def _noise(n: np.ndarray) -> np.ndarray:
