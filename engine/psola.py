@@ -49,6 +49,8 @@ _HOP_S = 0.005
 _SEARCH = 0.2
 """A mark is searched within ± this fraction of a period around its prediction."""
 _MIN_MATCH = 0.5
+_DRIFT = 0.06
+"""A mark may move this fraction of a period from the best match, toward the energy peak."""
 """A voiced region ends where the next period matches the last one less than this."""
 _QUIET = 1e-6
 """Frames below this mean power (−60 dBFS) are never voiced."""
@@ -103,6 +105,7 @@ class PsolaAdapter:
         self.tau_min = int(sr / 2 / fmax)
         self.tau_max = min(int(sr / 2 / fmin), self.half - 2)
         self.unvoiced_step = self.hop  # grain spacing where nothing moves
+        self.smooth = max(1, round(0.0005 * sr))  # half-width of the energy smoothing
         # Input: x[i] is input sample x0 + i; zeros stand before the stream's start.
         self.pre = self.width + 8
         self.x = np.zeros(self.pre, np.float64)
@@ -243,8 +246,7 @@ class PsolaAdapter:
                 if end + 2 * int(period) > self._available():
                     self.search_frame = f
                     return
-                seg = np.abs(self.x[t0 - self.x0 : end - self.x0])
-                self.regions.append(_Region([t0 + int(seg.argmax())]))
+                self.regions.append(_Region([self._peak(t0, end)]))
                 continue
             m = region.marks[-1]
             hz = self._frame_f0(m) if self.frames_done * self.hop > m + self.half else -1.0
@@ -282,7 +284,18 @@ class PsolaAdapter:
         best = int(score.argmax())
         if match[best] < _MIN_MATCH:
             return None
-        return lo + best
+        # Drift toward the cycle's energy peak (the excitation), a little per period:
+        # a grain centred between two excitations smears both when it is moved.
+        reach = max(1, int(period * _DRIFT))
+        return self._peak(lo + best - reach, lo + best + reach + 1)
+
+    def _peak(self, start: int, stop: int) -> int:
+        """Where the short-term energy peaks in input ``[start, stop)``."""
+        k = self.smooth
+        seg = self.x[start - k - self.x0 : stop + k - self.x0] ** 2
+        cum = np.concatenate([[0.0], np.cumsum(seg)])
+        energy = cum[2 * k + 1 :] - cum[: len(cum) - 2 * k - 1]  # [stop - start]
+        return start + int(energy.argmax())
 
     def _available(self) -> int:
         """Input samples that may be read (all, padded with zeros, once flushed)."""
