@@ -13,6 +13,7 @@ import itertools
 import logging
 import secrets
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -227,7 +228,14 @@ class App:
         await asyncio.gather(*closes, return_exceptions=True)
 
 
+_PROBES: weakref.WeakKeyDictionary[Voice, Probe] = weakref.WeakKeyDictionary()
+"""Each voice's probe: deterministic, so servers started on one voice share it."""
+
+
 def _probe(voice: Voice) -> Probe:
-    """The bundled voice saying the fitting sentence, analysed once at start-up (~0.5 s)."""
-    (audio,) = voice.synthesize_texts([PROBE_SENTENCE], SynthesisParams.deterministic())
-    return Probe.from_audio(audio, voice.sample_rate)
+    """The bundled voice saying the fitting sentence, analysed once per voice."""
+    probe = _PROBES.get(voice)
+    if probe is None:
+        (audio,) = voice.synthesize_texts([PROBE_SENTENCE], SynthesisParams.deterministic())
+        probe = _PROBES[voice] = Probe.from_audio(audio, voice.sample_rate)
+    return probe
