@@ -44,7 +44,7 @@ TINY_CONFIG: Final = VitsConfig(
 )
 """Medium-voice layout (same decoder plan, flows and kernels), narrow and shallow."""
 
-TINY_FRAMES_PER_ID: Final = 1.9
+TINY_FRAMES_PER_ID: Final = 1.5
 """Frames each phoneme id lasts before rounding up (the duration flow's mean)."""
 
 _SEED: Final = 20_240_901
@@ -52,7 +52,7 @@ _ANONYMOUS = re.compile(r"^flow\.flows\.\d+\.enc\.(in_layers|res_skip_layers)\.\
 """Weights Piper's export leaves unnamed (``onnx::Conv_N``)."""
 _NOISE_GAIN: Final = 0.5
 """How much of the duration noise reaches the log durations: a trained predictor damps
-it about as much, and at full gain noisy utterances last twice as long as real ones."""
+it too, and undamped, noisy utterances run far longer than real ones."""
 _QUIET: Final = 0.25
 """Scale of the decoder's last layer: noise peaks well below full scale, so resampling
 it does not overshoot ±1 any more than speech does."""
