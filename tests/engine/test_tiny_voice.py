@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ DET = SynthesisParams.deterministic()
 TEXT = "Thanks for the raid, everyone! See you tomorrow."
 
 
-def test_the_loader_reads_the_architecture_and_every_weight(tiny_voice_files) -> None:
+def test_the_loader_reads_the_architecture_and_every_weight(tiny_voice_files: VoiceFiles) -> None:
     weights = read_onnx_weights(tiny_voice_files.model)
     assert architecture(weights, TINY_CONFIG.n_vocab) == TINY_CONFIG
     # Renamed and anonymous initializers land on their torch names.
@@ -34,13 +35,15 @@ def test_the_loader_reads_the_architecture_and_every_weight(tiny_voice_files) ->
     assert not any(k.startswith(("/", "onnx::", "sid")) for k in weights)
 
 
-def test_the_voice_files_are_the_same_bytes_every_time(tiny_voice_files, tmp_path) -> None:
+def test_the_voice_files_are_the_same_bytes_every_time(
+    tiny_voice_files: VoiceFiles, tmp_path: Path
+) -> None:
     again = write_tiny_voice(tmp_path)
     assert again.model.read_bytes() == tiny_voice_files.model.read_bytes()
     assert again.config.read_bytes() == tiny_voice_files.config.read_bytes()
 
 
-def test_it_speaks_at_the_real_voices_rate_for_the_expected_length(tiny_voice) -> None:
+def test_it_speaks_at_the_real_voices_rate_for_the_expected_length(tiny_voice: Voice) -> None:
     real = default_voice_files().read_config()
     assert tiny_voice.sample_rate == real["audio"]["sample_rate"] == 22050
     assert tiny_voice.hop_length == VitsConfig().hop_length  # the medium voices' plan
@@ -53,7 +56,7 @@ def test_it_speaks_at_the_real_voices_rate_for_the_expected_length(tiny_voice) -
         assert 0.01 < float(np.abs(wav).max()) <= 1.0
 
 
-def test_streamed_chunks_join_into_the_whole_decode(tiny_voice) -> None:
+def test_streamed_chunks_join_into_the_whole_decode(tiny_voice: Voice) -> None:
     reqs, _ = tiny_voice.requests(TEXT, DET)
     schedule = ChunkSchedule(first_frames=8, growth=2.0, max_frames=32)
     chunks = list(tiny_voice.stream(reqs[:1], schedule))
@@ -69,7 +72,9 @@ def test_streamed_chunks_join_into_the_whole_decode(tiny_voice) -> None:
     np.testing.assert_allclose(joined, whole, rtol=0, atol=1e-5)
 
 
-def test_an_architecture_the_port_cannot_hold_is_refused(tiny_voice_files, tmp_path) -> None:
+def test_an_architecture_the_port_cannot_hold_is_refused(
+    tiny_voice_files: VoiceFiles, tmp_path: Path
+) -> None:
     import onnx
 
     model = onnx.load(str(tiny_voice_files.model))
