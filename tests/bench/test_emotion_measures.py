@@ -20,6 +20,8 @@ from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize
 
 from ..judge import load_whisper, transcribe, wer
 
+pytestmark = pytest.mark.slow  # the real voice end to end
+
 TEXTS = SENTENCES[:10]
 MAX_WER = 0.12
 RATE = 22050

@@ -17,6 +17,7 @@ SHORT = ["Hello chat!", "Thanks for the follow.", "Good game, everyone.", "See y
 KEYS = {"completed", "errors", "utterances_per_s", "first_audio_ms", "total_ms", "rtf"}
 
 
+@pytest.mark.tiny_voice
 def test_closed_loop_json_report_has_the_documented_keys(server_voice, tmp_path, capsys) -> None:
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(SHORT) + "\n\n")
@@ -38,6 +39,7 @@ def test_closed_loop_json_report_has_the_documented_keys(server_voice, tmp_path,
     assert report["utterances_per_s"] > 0 and report["rtf"] > 0 and report["audio_s_per_s"] > 0
 
 
+@pytest.mark.tiny_voice
 def test_open_loop_sends_every_utterance(server_voice) -> None:
     async def main():
         async with run_server(server_voice) as app:
@@ -49,6 +51,7 @@ def test_open_loop_sends_every_utterance(server_voice) -> None:
     assert "open loop at 5/s" in format_report(report)
 
 
+@pytest.mark.tiny_voice
 def test_failed_utterances_are_counted_by_code_and_exit_1(server_voice, tmp_path, capsys) -> None:
     texts = tmp_path / "texts.txt"
     texts.write_text("Hello chat!\n太棒了主播加油\n")
@@ -83,6 +86,7 @@ def test_summary_of_an_empty_run_has_no_percentiles() -> None:
     assert report["first_audio_ms"]["p50"] is None and report["rtf"] is None
 
 
+@pytest.mark.tiny_voice
 def test_emotional_load_speaks_every_utterance_in_its_emotion(server_voice, capsys) -> None:
     async def main():
         async with run_server(server_voice) as app:

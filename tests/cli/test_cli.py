@@ -16,6 +16,8 @@ def read(path):
     return audio, rate
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_voice")
 def test_say_writes_a_16_bit_wav_at_the_voice_rate(tmp_path) -> None:
     out = tmp_path / "out.wav"
     assert main(["say", "Welcome back to the stream.", "-o", str(out), "--seed", "3"]) == 0
@@ -26,6 +28,8 @@ def test_say_writes_a_16_bit_wav_at_the_voice_rate(tmp_path) -> None:
     assert np.abs(audio).max() > 0.1
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_voice")
 def test_deterministic_say_is_reproducible(tmp_path) -> None:
     a, b = tmp_path / "a.wav", tmp_path / "b.wav"
     for path in (a, b):
@@ -33,6 +37,8 @@ def test_deterministic_say_is_reproducible(tmp_path) -> None:
     assert np.array_equal(read(a)[0], read(b)[0])
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_voice")
 def test_speed_shortens_the_audio(tmp_path) -> None:
     normal, fast = tmp_path / "n.wav", tmp_path / "f.wav"
     text = "The quick brown fox jumps over the lazy dog."
@@ -42,6 +48,8 @@ def test_speed_shortens_the_audio(tmp_path) -> None:
     assert 0.55 < ratio < 0.8
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_voice")
 def test_say_file_writes_one_wav_per_non_empty_line_in_order(tmp_path) -> None:
     lines = tmp_path / "lines.txt"
     lines.write_text("Hello there.\n\n   \nA much longer second line, with a pause.\nBye!\n")
@@ -58,6 +66,8 @@ def test_say_file_writes_one_wav_per_non_empty_line_in_order(tmp_path) -> None:
     assert np.abs(alone - batched).max() <= 2 / 32768
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_voice")
 def test_say_file_reports_bad_lines_and_still_writes_the_others(tmp_path, capsys) -> None:
     lines = tmp_path / "lines.txt"
     lines.write_text("First line.\n太棒了主播加油\nThird line.\n")
@@ -71,6 +81,8 @@ def test_say_file_reports_bad_lines_and_still_writes_the_others(tmp_path, capsys
     ("text", "code"),
     [("", "empty_text"), ("太棒了主播加油", "unsupported_language"), ("x" * 5001, "text_too_long")],
 )
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_voice")
 def test_say_rejects_unspeakable_text_with_its_code(tmp_path, capsys, text, code) -> None:
     out = tmp_path / "out.wav"
     assert main(["say", text, "-o", str(out)]) == 2
@@ -78,6 +90,8 @@ def test_say_rejects_unspeakable_text_with_its_code(tmp_path, capsys, text, code
     assert not out.exists()
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_voice")
 def test_say_warns_about_skipped_emoji(tmp_path, capsys) -> None:
     assert main(["say", "Nice play 😀", "-o", str(tmp_path / "o.wav")]) == 0
     assert "emoji" in capsys.readouterr().err
@@ -88,6 +102,8 @@ def test_out_of_range_speed_is_a_usage_error(tmp_path, capsys) -> None:
     assert "--speed" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_voice")
 def test_bench_engine_json_has_the_documented_keys(tmp_path, capsys) -> None:
     texts = tmp_path / "texts.txt"
     texts.write_text("Hello there, friend.\nThanks for the follow!\n")
@@ -113,6 +129,7 @@ def test_bench_engine_json_has_the_documented_keys(tmp_path, capsys) -> None:
     assert report["ratios"]["throughput"] > 0 and report["ratios"]["first_audio"] > 0
 
 
+@pytest.mark.slow
 def test_say_never_touches_the_network(tmp_path, monkeypatch) -> None:
     import socket
 
@@ -125,6 +142,8 @@ def test_say_never_touches_the_network(tmp_path, monkeypatch) -> None:
     assert main(["say", "Offline and fine.", "-o", str(tmp_path / "o.wav")]) == 0
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_voice")
 def test_say_with_a_reference_voice_moves_the_voice(tmp_path, capsys) -> None:
     from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize, yin_median
 
@@ -154,6 +173,8 @@ def test_say_with_a_reference_voice_moves_the_voice(tmp_path, capsys) -> None:
     assert yin_median(cloned, rate) > 1.2 * yin_median(plain_audio, rate)
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_voice")
 def test_say_with_an_unusable_reference_reports_its_code(tmp_path, capsys) -> None:
     bad = tmp_path / "ref.wav"
     bad.write_bytes(b"RIFF....not really a wav")

@@ -14,6 +14,8 @@ from voxlive.cli.parser import main
 from voxlive.engine.emotion import EMOTIONS
 from voxlive.engine.voice import Voice
 
+pytestmark = pytest.mark.slow  # the real voice end to end
+
 TEXT = "We did it, yes!"
 
 

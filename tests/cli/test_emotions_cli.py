@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from voxlive.cli.emotions import KEYS
 from voxlive.cli.parser import main
 from voxlive.engine.emotion import EMOTIONS, resolve
@@ -84,6 +86,8 @@ def test_a_reader_that_stops_early_gets_no_error() -> None:
     assert b"Error" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("shared_voice")
 def test_bench_emotions_reports_each_emotions_change_and_both_rtfs(capsys) -> None:
     argv = ["bench", "emotions", "--sentences", "1", "--intensities", "1", "--json"]
     assert main(argv) == 0

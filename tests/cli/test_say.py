@@ -17,13 +17,6 @@ RATE = 22050
 
 
 @pytest.fixture
-def shared_voice(voice, monkeypatch) -> Voice:
-    """``say`` speaks with the session's voice instead of loading its own (seconds a call)."""
-    monkeypatch.setattr(Voice, "load", classmethod(lambda cls, *args, **kwargs: voice))
-    return voice
-
-
-@pytest.fixture
 def no_model(monkeypatch) -> None:
     """Fail the test if ``say`` loads the voice (bad flags must be refused before that)."""
 
@@ -48,6 +41,7 @@ def as_pcm(audio: np.ndarray) -> np.ndarray:
     return soundfile.read(buf, dtype="int16")[0]
 
 
+@pytest.mark.slow
 def test_without_emotion_pitch_or_volume_the_output_is_the_plain_engine(
     tmp_path, shared_voice
 ) -> None:
@@ -63,6 +57,7 @@ def test_without_emotion_pitch_or_volume_the_output_is_the_plain_engine(
     assert named.read_bytes() == out.read_bytes()
 
 
+@pytest.mark.slow
 def test_file_lines_without_emotion_are_the_plain_engine_batch(tmp_path, shared_voice) -> None:
     lines = ["Hello there.", "A much longer second line, with a pause.", "Bye!"]
     path = tmp_path / "lines.txt"
@@ -80,6 +75,7 @@ def test_file_lines_without_emotion_are_the_plain_engine_batch(tmp_path, shared_
         assert np.array_equal(pcm(outdir / f"{n:04d}.wav"), as_pcm(audio)), n
 
 
+@pytest.mark.slow
 def test_an_emotion_moves_length_and_pitch_the_right_way(tmp_path, shared_voice) -> None:
     text = "Well, I suppose we should head home now, it is getting late."
     paths = {}
@@ -97,6 +93,7 @@ def test_an_emotion_moves_length_and_pitch_the_right_way(tmp_path, shared_voice)
     assert np.array_equal(audio["伤心"], audio["sad"])
 
 
+@pytest.mark.slow
 def test_intensity_scales_the_emotion(tmp_path, shared_voice) -> None:
     text = "Thanks for the follow, see you tomorrow."
     lengths = {}
@@ -110,6 +107,7 @@ def test_intensity_scales_the_emotion(tmp_path, shared_voice) -> None:
     assert lengths["0"] == len(pcm(plain)) < lengths["0.5"] < lengths["1"]
 
 
+@pytest.mark.slow
 def test_pitch_and_volume_flags_move_the_voice(tmp_path, shared_voice) -> None:
     text = "This is a pitch and volume test."
     plain, moved = tmp_path / "plain.wav", tmp_path / "moved.wav"
@@ -123,6 +121,7 @@ def test_pitch_and_volume_flags_move_the_voice(tmp_path, shared_voice) -> None:
     assert -8.0 < level < -4.0
 
 
+@pytest.mark.slow
 def test_file_lines_take_the_emotion_and_bad_lines_are_still_reported(
     tmp_path, shared_voice, capsys
 ) -> None:
@@ -139,6 +138,7 @@ def test_file_lines_take_the_emotion_and_bad_lines_are_still_reported(
         assert len(pcm(sad / name)) > 1.1 * len(pcm(plain / name))
 
 
+@pytest.mark.slow
 def test_a_reference_voice_and_an_emotion_apply_together(tmp_path, shared_voice) -> None:
     from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize
 

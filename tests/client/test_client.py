@@ -42,6 +42,7 @@ def free_port() -> int:
 # --- whole texts ------------------------------------------------------------------------
 
 
+@pytest.mark.tiny_voice
 def test_synthesize_returns_the_audio_that_done_counts(server_voice, tmp_path) -> None:
     async def main():
         async with run_server(server_voice) as app, Client.connect(url(app)) as c:
@@ -65,6 +66,7 @@ def test_synthesize_returns_the_audio_that_done_counts(server_voice, tmp_path) -
     )
 
 
+@pytest.mark.tiny_voice
 def test_concurrent_utterances_each_get_their_own_audio(server_voice) -> None:
     texts = [
         "Hi there.",
@@ -93,6 +95,7 @@ def test_concurrent_utterances_each_get_their_own_audio(server_voice) -> None:
         assert np.abs(mixed.samples() - alone.samples()).max() <= 4 * LSB
 
 
+@pytest.mark.tiny_voice
 def test_thirty_two_utterances_share_one_connection(server_voice) -> None:
     async def main():
         async with run_server(server_voice) as app, Client.connect(url(app)) as c:
@@ -106,6 +109,7 @@ def test_thirty_two_utterances_share_one_connection(server_voice) -> None:
     assert left == frozenset()
 
 
+@pytest.mark.tiny_voice
 def test_events_come_in_protocol_order(server_voice) -> None:
     async def main():
         async with run_server(server_voice) as app, Client.connect(url(app)) as c:
@@ -121,6 +125,7 @@ def test_events_come_in_protocol_order(server_voice) -> None:
 # --- streamed text, cancel, errors ------------------------------------------------------------
 
 
+@pytest.mark.tiny_voice
 def test_streamed_text_gives_as_much_audio_as_the_joined_text(server_voice) -> None:
     pieces = ["Hello ", "there, ", "my friend. ", "How are ", "you ", "today?"]
 
@@ -138,6 +143,7 @@ def test_streamed_text_gives_as_much_audio_as_the_joined_text(server_voice) -> N
     assert abs(streamed.num_samples - whole.num_samples) <= 0.1 * whole.num_samples
 
 
+@pytest.mark.tiny_voice
 def test_cancel_ends_the_utterance_with_done_cancelled(server_voice) -> None:
     text = "This is a long sentence that keeps going for quite a while, so we can stop it early."
 
@@ -163,6 +169,7 @@ def test_cancel_ends_the_utterance_with_done_cancelled(server_voice) -> None:
     assert left == frozenset()
 
 
+@pytest.mark.tiny_voice
 def test_unsupported_language_is_an_error_then_done_failed(server_voice) -> None:
     async def main():
         async with run_server(server_voice) as app, Client.connect(url(app)) as c:
@@ -178,6 +185,7 @@ def test_unsupported_language_is_an_error_then_done_failed(server_voice) -> None
     assert rejected.done.status == "failed" and not rejected.ok
 
 
+@pytest.mark.tiny_voice
 def test_local_misuse_raises_before_sending(server_voice) -> None:
     async def main():
         async with run_server(server_voice) as app, Client.connect(url(app)) as c:
@@ -196,6 +204,7 @@ def test_local_misuse_raises_before_sending(server_voice) -> None:
     assert run(main()).done.status == "completed"
 
 
+@pytest.mark.tiny_voice
 def test_a_stream_that_failed_takes_no_more_text(server_voice) -> None:
     async def main():
         async with run_server(server_voice) as app, Client.connect(url(app)) as c:
@@ -226,6 +235,7 @@ def test_connecting_to_a_closed_port_raises_client_error_quickly() -> None:
     assert time.monotonic() - t0 < 3
 
 
+@pytest.mark.tiny_voice
 def test_a_rejected_token_raises_client_error_with_the_close_code(server_voice) -> None:
     async def main():
         async with run_server(server_voice, token="secret") as app:
@@ -239,6 +249,7 @@ def test_a_rejected_token_raises_client_error_with_the_close_code(server_voice) 
     assert (error.code, error.close_code) == ("auth_failed", 4003)
 
 
+@pytest.mark.tiny_voice
 def test_server_shutdown_fails_later_calls_with_1012(server_voice) -> None:
     async def main():
         async with run_server(server_voice, graceful_shutdown_s=0) as app:
@@ -310,6 +321,7 @@ def test_audio_out_of_order_is_a_protocol_violation() -> None:
 # --- voxlive client ------------------------------------------------------------------------
 
 
+@pytest.mark.tiny_voice
 def test_cli_writes_a_wav(server_voice, tmp_path) -> None:
     out = tmp_path / "out.wav"
 
@@ -323,6 +335,7 @@ def test_cli_writes_a_wav(server_voice, tmp_path) -> None:
     assert (info.samplerate, info.subtype) == (22050, "PCM_16") and info.frames > 11025
 
 
+@pytest.mark.tiny_voice
 def test_cli_file_writes_one_wav_per_line_and_reports_bad_lines(
     server_voice, tmp_path, capsys
 ) -> None:
@@ -350,6 +363,7 @@ def test_cli_file_writes_one_wav_per_line_and_reports_bad_lines(
     assert "line 2: unsupported_language" in capsys.readouterr().err
 
 
+@pytest.mark.tiny_voice
 def test_cli_exits_2_on_an_unspeakable_text_or_no_server(server_voice, tmp_path, capsys) -> None:
     out = tmp_path / "out.wav"
 
@@ -366,6 +380,7 @@ def test_cli_exits_2_on_an_unspeakable_text_or_no_server(server_voice, tmp_path,
     assert "cannot connect" in capsys.readouterr().err
 
 
+@pytest.mark.tiny_voice
 def test_a_stream_the_server_fails_frees_its_id_for_a_new_stream(server_voice):
     """SPEC.md §4.3 (v1.1): the client sends end for a stream the server ended early."""
 
@@ -386,6 +401,7 @@ def test_a_stream_the_server_fails_frees_its_id_for_a_new_stream(server_voice):
     assert second.done.status == "completed" and second.num_samples > 0
 
 
+@pytest.mark.slow
 def test_emotion_options_reach_the_server_and_the_applied_emotion_comes_back(server_voice):
     text = "I can't believe we finally beat the final boss."
 

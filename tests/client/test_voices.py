@@ -34,6 +34,7 @@ def reference(voice) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_client_registers_lists_and_deletes_voices(server_voice, reference, tmp_path) -> None:
     path = tmp_path / "ref.wav"
     path.write_bytes(reference)
@@ -55,6 +56,7 @@ def test_client_registers_lists_and_deletes_voices(server_voice, reference, tmp_
     assert (deleted, missing, after) == (True, False, [])
 
 
+@pytest.mark.tiny_voice
 def test_a_refused_clip_raises_client_error_with_its_code(server_voice) -> None:
     async def main():
         async with run_server(server_voice) as app, Client.connect(url(app)) as c:
@@ -69,6 +71,7 @@ def test_a_refused_clip_raises_client_error_with_its_code(server_voice) -> None:
     assert error.code == "unsupported_format" and result.ok
 
 
+@pytest.mark.slow
 def test_speaking_in_a_registered_voice_completes(server_voice, reference):
     async def main():
         async with run_server(server_voice) as app, Client.connect(url(app)) as c:
@@ -80,6 +83,7 @@ def test_speaking_in_a_registered_voice_completes(server_voice, reference):
     assert result.ok and result.num_samples > 0.5 * result.sample_rate
 
 
+@pytest.mark.slow
 def test_cli_voice_file_registers_then_speaks_in_that_voice(
     server_voice, reference, tmp_path, capsys
 ) -> None:
@@ -97,6 +101,7 @@ def test_cli_voice_file_registers_then_speaks_in_that_voice(
     assert out.exists() and out.stat().st_size > 10_000
 
 
+@pytest.mark.tiny_voice
 def test_cli_reports_a_refused_voice_file_and_exits_2(server_voice, tmp_path, capsys) -> None:
     ref = tmp_path / "ref.wav"
     ref.write_bytes(b"not audio" * 100)

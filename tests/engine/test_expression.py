@@ -12,6 +12,7 @@ from voxlive.engine.world import VoiceTransform
 TEXT = "Well, I think so; but let me check the map first."
 
 
+@pytest.mark.slow
 def test_small_speed_changes_move_the_length_by_as_much(voice) -> None:
     """Rounding each phoneme alone (ceil) swallowed ±10 %: the total must follow the speed."""
     reqs, _ = voice.requests(TEXT, SynthesisParams.deterministic())
@@ -38,6 +39,7 @@ def test_phrase_span_ends_before_the_final_punctuation() -> None:
     assert phrase_span(phonemes, durations) == (6, 37)
 
 
+@pytest.mark.slow
 def test_neutral_has_no_stage_and_renders_the_engines_samples(voice) -> None:
     expr = Expression.create(emotion="neutral", intensity=1.0)
     assert expr.transform is None and expr.stage(voice.sample_rate) is None
@@ -47,6 +49,7 @@ def test_neutral_has_no_stage_and_renders_the_engines_samples(voice) -> None:
     assert np.array_equal(ours, plain)
 
 
+@pytest.mark.slow
 def test_volume_alone_is_a_gain_without_world(voice) -> None:
     expr = Expression.create(volume_db=-6.0)
     assert expr.transform is not None and not expr.transform.needs_world()
@@ -73,6 +76,7 @@ def test_an_unknown_emotion_lists_the_supported_ones() -> None:
         Expression.create(emotion="bored")
 
 
+@pytest.mark.slow
 def test_a_rising_end_contour_raises_only_the_phrase_end(voice) -> None:
     from voxlive.engine.world import StreamAdapter, yin_median
 
@@ -99,6 +103,7 @@ def test_a_rising_end_contour_raises_only_the_phrase_end(voice) -> None:
     assert abs(12 * np.log2(yin_median(rising[head], rate) / yin_median(flat[head], rate))) < 0.3
 
 
+@pytest.mark.slow
 def test_the_stage_gives_audio_for_the_engines_first_chunk(voice) -> None:
     """First audio must not wait for a second engine turn: 186 ms in, audio out."""
     stage = Expression.create(emotion="happy", center_hz=90.0).stage(voice.sample_rate)

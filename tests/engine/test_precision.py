@@ -28,6 +28,7 @@ def reference(voice, requests):
     return voice.synthesize_requests(requests)
 
 
+@pytest.mark.slow
 def test_bfloat16_stays_within_18_db_of_float32(requests, reference) -> None:
     bf16 = Voice.load(precision="bfloat16")
     got = bf16.synthesize_requests(requests)
@@ -52,6 +53,7 @@ def test_unknown_precision_is_refused() -> None:
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
+@pytest.mark.slow
 @pytest.mark.gpu
 @cuda
 def test_cuda_float32_matches_cpu(requests, reference) -> None:
@@ -59,6 +61,7 @@ def test_cuda_float32_matches_cpu(requests, reference) -> None:
     assert min(snr_db(a, r) for a, r in zip(got, reference)) >= 40.0
 
 
+@pytest.mark.slow
 @pytest.mark.gpu
 @cuda
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])

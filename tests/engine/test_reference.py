@@ -85,6 +85,7 @@ def rms_dbfs(x: np.ndarray) -> float:
         ("MP3", "MPEG_LAYER_III", VOICE_RATE, 1, 16000),
     ],
 )
+@pytest.mark.slow
 def test_speech_decodes_to_trimmed_mono_at_the_asked_rate(
     clip, speech_s, fmt, subtype, rate, channels, asked
 ):
@@ -113,6 +114,7 @@ def test_speech_decodes_to_trimmed_mono_at_the_asked_rate(
     assert summary["source_format"] == fmt
 
 
+@pytest.mark.slow
 def test_white_noise_at_minus_20_db_lowers_the_snr_by_at_least_10_db(clip, sentences):
     speech_rms = np.sqrt(np.mean(np.square(np.concatenate(sentences))))
     noise = np.random.default_rng(0).standard_normal(len(clip)).astype(np.float32)
@@ -126,6 +128,7 @@ def test_white_noise_at_minus_20_db_lowers_the_snr_by_at_least_10_db(clip, sente
     assert abs(dirty.speech_s - clean.speech_s) < 1.0  # the noisy silences are trimmed too
 
 
+@pytest.mark.slow
 def test_clipping_is_measured_on_the_source_and_the_output_stays_below_full_scale(clip):
     hot = np.clip(4.0 * clip, -1.0, 1.0)
 
@@ -136,6 +139,7 @@ def test_clipping_is_measured_on_the_source_and_the_output_stays_below_full_scal
     assert np.abs(ref.audio).max() <= 10 ** (-1 / 20) + 1e-6
 
 
+@pytest.mark.slow
 def test_speech_longer_than_30_s_is_cut_to_its_best_window(sentences):
     pause = np.zeros(VOICE_RATE // 5, np.float32)  # 0.2 s: kept whole
     one_pass = np.concatenate([p for s in sentences for p in (s, pause)])
@@ -148,6 +152,7 @@ def test_speech_longer_than_30_s_is_cut_to_its_best_window(sentences):
     assert len(ref.audio) == round(ref.speech_s * 16000)
 
 
+@pytest.mark.slow
 def test_two_seconds_of_speech_are_too_short_and_the_message_says_so(clip):
     start = VOICE_RATE  # the first sentence begins after 1 s of silence
     error, _ = refused(encode(clip[start : start + 2 * VOICE_RATE], VOICE_RATE))
@@ -250,6 +255,7 @@ HOSTILE: list[tuple[Callable[[np.ndarray], bytes], tuple[str, ...]]] = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("build", "codes"), HOSTILE, ids=[b.__name__ for b, _ in HOSTILE])
 def test_hostile_upload_is_refused_quickly_with_its_code(clip, build, codes):
     error, seconds = refused(build(clip))

@@ -61,8 +61,8 @@ def reference():
 
 
 @pytest.fixture(scope="module")
-def encoder():
-    return SpeakerEncoder.load()
+def encoder(speaker):
+    return speaker
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,7 @@ def clips(speech):
     }
 
 
+@pytest.mark.slow
 def test_embedding_matches_resemblyzer_on_its_preprocessed_audio(encoder, reference, clips):
     resemblyzer = import_reference()
     similarity = {}
@@ -96,6 +97,7 @@ def test_embedding_matches_resemblyzer_on_its_preprocessed_audio(encoder, refere
     assert min(similarity.values()) >= 0.9999, similarity
 
 
+@pytest.mark.slow
 def test_whole_pipeline_from_22khz_stays_close_without_vad_trimming(encoder, reference, speech):
     # Differences: our resampler vs soxr, and no trimming (the voice has no long pauses).
     resemblyzer = import_reference()
@@ -105,6 +107,7 @@ def test_whole_pipeline_from_22khz_stays_close_without_vad_trimming(encoder, ref
         assert cosine(ours, theirs) >= 0.98
 
 
+@pytest.mark.slow
 def test_mel_spectrogram_matches_librosa(encoder, clips):
     librosa = importlib.import_module("librosa")
     loud_edges = clips["hum"][RATE // 7 : RATE + 37]  # the zero padding of the edges shows
@@ -125,6 +128,7 @@ def test_partials_are_placed_as_resemblyzer_places_them(rate) -> None:
         assert partial_starts(n, rate) == [s.start for s in mel_slices], n
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gain", [1e-3, 0.02, 0.5])
 def test_volume_is_normalized_as_resemblyzer_does(clips, gain) -> None:
     wav = gain * clips["voice"]
@@ -133,16 +137,19 @@ def test_volume_is_normalized_as_resemblyzer_does(clips, gain) -> None:
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=0)
 
 
+@pytest.mark.slow
 def test_same_clip_embeds_identically(encoder, clips) -> None:
     assert np.array_equal(encoder.embed(clips["voice"]), encoder.embed(clips["voice"]))
 
 
+@pytest.mark.slow
 def test_embedding_is_a_unit_float32_vector(encoder, clips) -> None:
     e = encoder.embed(clips["voice"])
     assert e.shape == (256,) and e.dtype == np.float32
     assert abs(float(np.linalg.norm(e)) - 1.0) < 1e-5
 
 
+@pytest.mark.slow
 def test_sentences_of_one_voice_are_closer_than_other_voices(encoder, speech, clips) -> None:
     own = encoder.embed_batch(speech[:3], sample_rate=VOICE_RATE)  # sentences ≥ 3 s
     same = [cosine(own[i], own[j]) for i, j in [(0, 1), (0, 2), (1, 2)]]  # measured 0.91-0.93
@@ -154,6 +161,7 @@ def test_sentences_of_one_voice_are_closer_than_other_voices(encoder, speech, cl
     assert min(same) - max(different) >= 0.15
 
 
+@pytest.mark.slow
 def test_batch_equals_one_by_one(encoder, clips) -> None:
     wavs = list(clips.values())
     batch = encoder.embed_batch(wavs)
@@ -162,6 +170,7 @@ def test_batch_equals_one_by_one(encoder, clips) -> None:
         assert cosine(row, encoder.embed(wav)) >= 0.9999
 
 
+@pytest.mark.slow
 def test_tensor_and_other_rates_are_accepted(encoder, speech) -> None:
     wav = speech[2]
     expected = encoder.embed(resample(wav, VOICE_RATE, RATE))

@@ -13,6 +13,8 @@ from voxlive.engine.synthesizer import Synthesizer
 from voxlive.engine.voice import SynthesisParams
 from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize, yin_median
 
+pytestmark = pytest.mark.slow  # the real voice end to end
+
 RATE = 22050
 REFERENCE_TEXT = (
     "The old library at the end of the street opens early in the morning. "

@@ -14,6 +14,8 @@ from voxlive.engine.voice import SynthesisParams, SynthesisRequest
 
 from .sentences import SENTENCES
 
+pytestmark = pytest.mark.slow  # the real voice end to end
+
 DET = SynthesisParams.deterministic()
 
 

@@ -33,10 +33,8 @@ TRUTHS = [
 
 
 @pytest.fixture(scope="module")
-def encoder():
-    from voxlive.engine.speaker import SpeakerEncoder
-
-    return SpeakerEncoder.load()
+def encoder(speaker):
+    return speaker
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +53,7 @@ def test_pyworld_loads_without_pkg_resources() -> None:
     assert hasattr(pyworld(), "harvest")
 
 
+@pytest.mark.slow
 def test_pitch_statistics_agree_with_an_independent_tracker(reference_analysis) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -69,6 +68,7 @@ def test_pitch_statistics_agree_with_an_independent_tracker(reference_analysis) 
     assert abs(12 * np.log2(float(np.median(f0[f0 > 0])) / theirs)) < 1.5
 
 
+@pytest.mark.slow
 def test_identity_resynthesis_keeps_the_pitch(reference_analysis) -> None:
     audio, analysis = reference_analysis
     resynth = synthesize(analysis)
@@ -76,6 +76,7 @@ def test_identity_resynthesis_keeps_the_pitch(reference_analysis) -> None:
     assert abs(len(resynth) - len(audio)) < 0.02 * RATE
 
 
+@pytest.mark.slow
 def test_a_pitch_shift_moves_the_measured_pitch_by_that_much(reference_analysis) -> None:
     _, analysis = reference_analysis
     base = yin_median(synthesize(analysis), RATE)
@@ -83,6 +84,7 @@ def test_a_pitch_shift_moves_the_measured_pitch_by_that_much(reference_analysis)
     assert abs(12 * np.log2(up / base) - 4.0) < 0.6
 
 
+@pytest.mark.slow
 def test_fitting_recovers_known_speakers_and_raises_similarity(
     probe, reference_analysis, encoder
 ) -> None:
@@ -114,6 +116,7 @@ def _stream(adapter, audio, sizes=(4096, 8192, 16384, 32768)):
     return outs
 
 
+@pytest.mark.slow
 def test_streamed_adaptation_keeps_length_moves_pitch_and_has_no_seams(reference_analysis):
     from voxlive.engine.world import StreamAdapter
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -16,15 +17,20 @@ from voxlive.protocol.messages import AudioFrame, AudioSpec, Done, Hello, Welcom
 from voxlive.server.app import App
 from voxlive.server.config import Config
 
+T = TypeVar("T")
+
+_load_speaker = SpeakerEncoder.load
+"""The real loader, kept apart from tests that redirect ``SpeakerEncoder.load`` here."""
+
 
 @functools.cache
 def shared_speaker() -> SpeakerEncoder:
     """One speaker encoder for every test server (loading it takes a while)."""
-    return SpeakerEncoder.load()
+    return _load_speaker()
 
 
 @contextlib.asynccontextmanager
-async def run_server(voice: Voice, **overrides) -> AsyncIterator[App]:
+async def run_server(voice: Voice, **overrides: Any) -> AsyncIterator[App]:
     """Start an App on a free port in this loop; stop it (gracefully) on exit."""
     config = Config(port=0, **overrides)
     stop = asyncio.Event()
@@ -43,7 +49,7 @@ def url(app: App) -> str:
     return f"ws://127.0.0.1:{app.port}"
 
 
-async def open_session(app: App, audio: AudioSpec | None = None, **kw) -> ClientConnection:
+async def open_session(app: App, audio: AudioSpec | None = None, **kw: Any) -> ClientConnection:
     ws = await connect(url(app), max_size=None, **kw)
     await ws.send(encode_client(Hello(version=1, audio=audio or AudioSpec())))
     welcome = decode_server(await ws.recv())
@@ -51,9 +57,13 @@ async def open_session(app: App, audio: AudioSpec | None = None, **kw) -> Client
     return ws
 
 
-async def collect(ws: ClientConnection, ids: set[str], timeout: float = 60.0):
+async def collect(
+    ws: ClientConnection, ids: set[str], timeout: float = 60.0
+) -> tuple[list[Any], dict[int, list[AudioFrame]], dict[str, Done]]:
     """Read until every id in ``ids`` is done; returns (messages, frames by stream, done by id)."""
-    messages, frames, done = [], {}, {}
+    messages: list[Any] = []
+    frames: dict[int, list[AudioFrame]] = {}
+    done: dict[str, Done] = {}
     async with asyncio.timeout(timeout):
         while set(done) < ids:
             msg = decode_server(await ws.recv())
@@ -66,6 +76,6 @@ async def collect(ws: ClientConnection, ids: set[str], timeout: float = 60.0):
     return messages, frames, done
 
 
-def run(coro):
+def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion in a fresh loop (no pytest plugin needed)."""
     return asyncio.run(coro)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from voxlive.engine.emotion import DEFAULT_INTENSITY
 from voxlive.engine.expression import PAUSE_PHONEMES, Expression, render
@@ -57,6 +58,7 @@ async def speak_all(app, items: dict[str, SpeakOptions], text: str = TEXT):
     return audio, done, started, errors
 
 
+@pytest.mark.slow
 def test_emotions_mixed_in_one_batch_move_rate_pitch_and_loudness(server_voice):
     items = {
         "plain": SpeakOptions(seed=5),
@@ -97,6 +99,7 @@ def test_emotions_mixed_in_one_batch_move_rate_pitch_and_loudness(server_voice):
     assert abs((m["quiet"].rms_db - m["plain"].rms_db) + 6.0) < 0.2
 
 
+@pytest.mark.tiny_voice
 def test_an_unknown_emotion_is_refused_with_the_supported_list(server_voice):
     async def main():
         async with run_server(server_voice) as app:
@@ -122,6 +125,7 @@ def test_an_unknown_emotion_is_refused_with_the_supported_list(server_voice):
     assert done["w"].status == "failed" and done["v"].status == "completed"
 
 
+@pytest.mark.slow
 def test_streamed_emotional_text_has_no_clicks_at_the_seams(server_voice):
     """Text arriving in pieces, spoken excited: chunk joins must not click."""
     pieces = ["Welcome back to the stream, ", "everyone! Today we are going ", "to try the ",
@@ -155,6 +159,7 @@ def test_streamed_emotional_text_has_no_clicks_at_the_seams(server_voice):
     assert np.max(np.abs(np.diff(streamed))) <= 1.5 * np.max(np.abs(np.diff(whole)))
 
 
+@pytest.mark.slow
 def test_an_emotion_in_a_registered_voice_moves_that_voice(server_voice):
     from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize
 

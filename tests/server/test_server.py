@@ -67,6 +67,7 @@ def speak(uid: str, text: str, **options) -> bytes | str:
     return encode_client(Speak(id=uid, text=text, options=SpeakOptions(**options)))
 
 
+@pytest.mark.slow
 def test_twenty_sessions_by_five_utterances_get_exactly_their_own_audio(server_voice, voice):
     async def session(app, s: int):
         ws = await open_session(app)
@@ -98,6 +99,7 @@ def test_twenty_sessions_by_five_utterances_get_exactly_their_own_audio(server_v
             assert same_audio(got, want)
 
 
+@pytest.mark.tiny_voice
 def test_cancel_mid_utterance_stops_frames_within_one_chunk(server_voice):
     async def main():
         async with run_server(server_voice) as app:
@@ -128,6 +130,7 @@ def test_cancel_mid_utterance_stops_frames_within_one_chunk(server_voice):
     assert len(tail) == 0 or abs(int(tail[-1])) <= 64  # faded out, no click
 
 
+@pytest.mark.tiny_voice
 def test_streamed_text_is_spoken_completely_and_in_order(server_voice):
     pieces = ["Hello the", "re, how are", " you today? I am fi", "ne, thanks", " for asking."]
     whole = "".join(pieces)
@@ -152,6 +155,7 @@ def test_streamed_text_is_spoken_completely_and_in_order(server_voice):
     assert same_audio(streamed, spoken)
 
 
+@pytest.mark.tiny_voice
 def test_timestamps_mark_every_word_inside_the_audio(server_voice):
     async def main():
         async with run_server(server_voice) as app:
@@ -168,6 +172,7 @@ def test_timestamps_mark_every_word_inside_the_audio(server_voice):
     assert ends == sorted(ends) and 0 < ends[-1] <= done["t"].samples
 
 
+@pytest.mark.tiny_voice
 def test_resampled_float_output_has_the_asked_rate_and_format(server_voice):
     async def main():
         async with run_server(server_voice) as app:
@@ -184,6 +189,7 @@ def test_resampled_float_output_has_the_asked_rate_and_format(server_voice):
     assert 1.5 < len(audio) / 16000 < 5 and np.abs(audio).max() <= 1.0
 
 
+@pytest.mark.tiny_voice
 def test_expired_deadline_drops_the_utterance_with_status_expired(server_voice):
     async def main():
         async with run_server(server_voice, max_active_items=1) as app:
@@ -198,6 +204,7 @@ def test_expired_deadline_drops_the_utterance_with_status_expired(server_voice):
     assert done["busy"].status == "completed"
 
 
+@pytest.mark.tiny_voice
 def test_full_queue_answers_overloaded_with_a_retry_hint(server_voice):
     async def main():
         async with run_server(server_voice, max_active_items=1, max_queued_items=2) as app:
@@ -211,6 +218,7 @@ def test_full_queue_answers_overloaded_with_a_retry_hint(server_voice):
     assert done["a"].status == "failed"
 
 
+@pytest.mark.tiny_voice
 def test_realtime_utterances_start_before_queued_bulk_work(server_voice):
     async def main():
         async with run_server(server_voice, max_active_items=1) as app:
@@ -226,6 +234,7 @@ def test_realtime_utterances_start_before_queued_bulk_work(server_voice):
     assert order.index("npc") <= 1  # at most the bulk item already running goes first
 
 
+@pytest.mark.tiny_voice
 def test_a_chatty_session_cannot_starve_another(server_voice):
     async def main():
         async with run_server(server_voice, max_active_items=1) as app:
@@ -246,6 +255,7 @@ def test_a_chatty_session_cannot_starve_another(server_voice):
     assert q_started.queue_ms < max(m.queue_ms for m in cm if isinstance(m, Started))
 
 
+@pytest.mark.tiny_voice
 def test_one_failing_utterance_fails_alone(server_voice, monkeypatch):
     real_begin = server_voice.begin
     (bad,) = server_voice.frontend.process(TEXTS[1]).sentences
@@ -272,6 +282,7 @@ def test_one_failing_utterance_fails_alone(server_voice, monkeypatch):
     assert error.id == "bad" and error.code == "internal" and "injected" not in error.message
 
 
+@pytest.mark.tiny_voice
 def test_unspeakable_text_gets_its_error_code(server_voice):
     async def main():
         async with run_server(server_voice) as app:
@@ -284,6 +295,7 @@ def test_unspeakable_text_gets_its_error_code(server_voice):
     assert [m.code for m in messages if isinstance(m, Error)] == ["unsupported_language"]
 
 
+@pytest.mark.tiny_voice
 def test_shutdown_finishes_in_flight_work_then_closes_with_1012(server_voice):
     async def main():
         stop_at = None
@@ -308,6 +320,7 @@ def test_shutdown_finishes_in_flight_work_then_closes_with_1012(server_voice):
     assert [d.status for d in dones] == ["completed"]
 
 
+@pytest.mark.tiny_voice
 def test_health_and_readiness_answer_plain_http(server_voice):
     def get(port: int, path: str) -> int:
         try:
@@ -328,6 +341,7 @@ def test_health_and_readiness_answer_plain_http(server_voice):
     assert run(main()) == (200, 200, 503)
 
 
+@pytest.mark.tiny_voice
 @pytest.mark.parametrize("token", ["wrong", None])
 def test_a_bad_token_is_refused_with_4003(server_voice, token):
     async def main():
@@ -354,6 +368,7 @@ def test_a_bad_token_is_refused_with_4003(server_voice, token):
     assert [m.code for m in msgs if isinstance(m, Error)] == ["auth_failed"]
 
 
+@pytest.mark.tiny_voice
 def test_a_client_that_stops_reading_is_closed_and_others_keep_their_latency(server_voice):
     """The batcher never waits on a socket: a stalled reader only fills its own buffer."""
     from websockets.asyncio.client import connect
@@ -413,6 +428,7 @@ def test_a_client_that_stops_reading_is_closed_and_others_keep_their_latency(ser
     assert np.median(with_slow) < 3 * np.median(baseline) + 0.3
 
 
+@pytest.mark.tiny_voice
 def test_streamed_sentences_keep_their_order_with_several_front_end_threads(server_voice):
     pieces = ["One. ", "Two is here. ", "😀 ", "Three, and more. ", "Four."]
 
@@ -435,6 +451,7 @@ def test_streamed_sentences_keep_their_order_with_several_front_end_threads(serv
     assert same_audio(pcm_of(frames[streams["st"]]), pcm_of(frames[streams["whole"]]))
 
 
+@pytest.mark.tiny_voice
 def test_a_stream_with_nothing_speakable_fails_with_empty_text(server_voice):
     async def main():
         async with run_server(server_voice) as app:

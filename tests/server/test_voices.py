@@ -103,6 +103,7 @@ async def listed(ws, id: str = "ls") -> dict[str, str]:
     return {v.voice: v.scope for v in reply.voices}
 
 
+@pytest.mark.slow
 def test_a_chunked_clip_registers_and_the_same_bytes_come_back_cached(server_voice, wav):
     async def main():
         async with run_server(server_voice) as app:
@@ -133,6 +134,7 @@ def _get(url: str) -> str:
         return response.read().decode()
 
 
+@pytest.mark.slow
 def test_the_cached_registration_path_takes_at_most_5_ms(clip, wav):
     async def main():
         voices = Voices(MemoryVoiceStore(), shared_speaker(), max_reference_bytes=10 << 20)
@@ -154,6 +156,7 @@ def test_the_cached_registration_path_takes_at_most_5_ms(clip, wav):
     assert median_s <= 0.005
 
 
+@pytest.mark.slow
 def test_a_re_encoded_copy_of_the_same_audio_is_found_by_content(server_voice, clip):
     async def main():
         async with run_server(server_voice) as app:
@@ -190,6 +193,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.slow
 def test_each_hostile_file_gets_its_code_and_the_connection_stays_open(server_voice, clip):
     async def main():
         async with run_server(server_voice, max_reference_bytes=200_000) as app:
@@ -205,6 +209,7 @@ def test_each_hostile_file_gets_its_code_and_the_connection_stays_open(server_vo
     run(main())
 
 
+@pytest.mark.slow
 def test_session_voices_go_with_their_session_and_persistent_ones_stay(server_voice, clip):
     async def main():
         async with run_server(server_voice) as app:
@@ -228,6 +233,7 @@ def test_session_voices_go_with_their_session_and_persistent_ones_stay(server_vo
     run(main())
 
 
+@pytest.mark.tiny_voice
 def test_speaking_an_unknown_voice_fails_with_unknown_voice(server_voice):
     async def main():
         async with run_server(server_voice) as app:
@@ -241,6 +247,7 @@ def test_speaking_an_unknown_voice_fails_with_unknown_voice(server_voice):
     run(main())
 
 
+@pytest.mark.slow
 def test_speaking_a_registered_voice_moves_the_bundled_voice_toward_it(server_voice, clip):
     from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize, yin_median
 
@@ -283,6 +290,7 @@ def test_speaking_a_registered_voice_moves_the_bundled_voice_toward_it(server_vo
     assert abs(shift - 5.0) < 2.5, shift
 
 
+@pytest.mark.slow
 def test_a_persistent_voice_is_shared_by_servers_on_one_redis(server_voice, clip, tmp_path):
     async def main(url: str):
         data = encode(clip)
