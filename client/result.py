@@ -79,7 +79,7 @@ class Result:
             ValueError: ``pcm`` is not a whole number of samples.
             soundfile.LibsndfileError: the file cannot be written (a ``RuntimeError``).
         """
-        import soundfile  # type: ignore[import-untyped]  # only needed here; keeps the import light
+        import soundfile  # only needed here; keeps the import light
 
         soundfile.write(str(path), self._int16(), self.sample_rate, subtype="PCM_16")
 

@@ -66,7 +66,7 @@ def flow_context(n_couplings: int, wn_layers: int, kernel_size: int, dilation_ra
     Each coupling layer's WaveNet reaches ``sum((k-1)/2 * rate**i)`` frames and
     couplings compose, so reaches add.
     """
-    per_layer = sum((kernel_size - 1) // 2 * dilation_rate**i for i in range(wn_layers))
+    per_layer = sum((kernel_size - 1) // 2 * int(dilation_rate**i) for i in range(wn_layers))
     return n_couplings * per_layer
 
 

@@ -35,6 +35,6 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
         OSError: the file cannot be written (soundfile's error is a ``RuntimeError``
             subclass for format problems).
     """
-    import soundfile  # type: ignore[import-untyped]  # ships no py.typed
+    import soundfile
 
     soundfile.write(str(path), pcm16(samples), sample_rate, subtype="PCM_16")

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 import numpy as np
-import soundfile as sf  # type: ignore[import-untyped]  # ships no py.typed
+import soundfile as sf
 
 from .resample import StreamResampler
 

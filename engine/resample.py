@@ -77,7 +77,8 @@ class StreamResampler:
         if keep_from > 0:
             self.buffer = self.buffer[keep_from:]
             self.base += keep_from
-        return y.astype(np.float32)
+        out: np.ndarray = y.astype(np.float32)
+        return out
 
 
 def resample(x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:

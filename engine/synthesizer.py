@@ -259,7 +259,7 @@ def _reference_bytes(ref: ReferenceAudio) -> bytes:
     if isinstance(ref, tuple):
         import io
 
-        import soundfile  # type: ignore[import-untyped]  # ships no py.typed
+        import soundfile
 
         audio, rate = ref
         buf = io.BytesIO()

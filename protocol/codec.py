@@ -18,7 +18,7 @@ import math
 import struct
 from typing import Final
 
-import msgpack  # type: ignore[import-untyped]  # ships no stubs
+import msgpack
 
 from .errors import MalformedMessage, MessageTooBig
 from .fields import Fields

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import msgpack  # type: ignore[import-untyped]  # ships no py.typed
+import msgpack
 
 __all__ = [
     "MemoryVoiceStore",

@@ -255,7 +255,8 @@ class Generator(nn.Module):
         xs = blocks[0](x, lengths)
         for block in blocks[1:]:
             xs = xs.add_(block(x, lengths))
-        return xs.div_(self.num_kernels)
+        out: torch.Tensor = xs.div_(self.num_kernels)
+        return out
 
     def _crop(
         self,
@@ -307,7 +308,7 @@ class Vits(nn.Module):
         self.eval()
         self.requires_grad_(False)
         self.flow.to(dtype=dtype)
-        self.dec.to(dtype=dtype, memory_format=torch.channels_last)
+        self.dec.to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch accepts it; its stubs do not
         return self
 
     def durations(
@@ -372,7 +373,8 @@ class Vits(nn.Module):
         keep: Sequence[tuple[int, int]] | None = None,
     ) -> torch.Tensor:
         """Latent frames ``[b, c, t]`` → audio (see :meth:`Generator.forward`)."""
-        return self.dec(z, lengths, keep)
+        audio: torch.Tensor = self.dec(z, lengths, keep)
+        return audio
 
 
 def scale_durations(base: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -80,7 +80,8 @@ class MultiHeadAttention(nn.Module):
         band = absolute_to_relative(p, self.window_size)  # [b, h, t, 2w+1]
         out = out + torch.matmul(band, self.emb_rel_v[0])  # [b, h, t, d]
         out = out.transpose(2, 3).reshape(b, c, t)  # [b, c, t]
-        return self.conv_o(out)
+        y: torch.Tensor = self.conv_o(out)
+        return y
 
 
 class FFN(nn.Module):
@@ -93,7 +94,8 @@ class FFN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.conv_1(x * mask))  # [b, f, t]
-        return self.conv_2(x * mask) * mask  # [b, c, t]
+        y: torch.Tensor = self.conv_2(x * mask) * mask  # [b, c, t]
+        return y
 
 
 class DDSConv(nn.Module):
@@ -159,16 +161,16 @@ class ConvFlow(nn.Module):
         tail_bound: float = 5.0,
     ) -> None:
         super().__init__()
-        self.half = in_channels // 2
+        self.half_channels = in_channels // 2
         self.filter_channels = filter_channels
         self.num_bins = num_bins
         self.tail_bound = tail_bound
-        self.pre = nn.Conv1d(self.half, filter_channels, 1)
+        self.pre = nn.Conv1d(self.half_channels, filter_channels, 1)
         self.convs = DDSConv(filter_channels, kernel_size, n_layers)
-        self.proj = nn.Conv1d(filter_channels, self.half * (num_bins * 3 - 1), 1)
+        self.proj = nn.Conv1d(filter_channels, self.half_channels * (num_bins * 3 - 1), 1)
 
     def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        x0, x1 = torch.split(x, [self.half, self.half], 1)  # [b, 1, t] each
+        x0, x1 = torch.split(x, [self.half_channels, self.half_channels], 1)  # [b, 1, t] each
         h = self.convs(self.pre(x0), mask, g=g)
         h = self.proj(h) * mask  # [b, half*(3K-1), t]
         b, c, t = x0.shape
@@ -214,13 +216,13 @@ class ResidualCouplingLayer(nn.Module):
 
     def __init__(self, channels: int, hidden: int, kernel_size: int, n_layers: int) -> None:
         super().__init__()
-        self.half = channels // 2
-        self.pre = nn.Conv1d(self.half, hidden, 1)
+        self.half_channels = channels // 2
+        self.pre = nn.Conv1d(self.half_channels, hidden, 1)
         self.enc = WN(hidden, kernel_size, n_layers)
-        self.post = nn.Conv1d(hidden, self.half, 1)
+        self.post = nn.Conv1d(hidden, self.half_channels, 1)
 
     def reverse(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x0, x1 = torch.split(x, [self.half, self.half], 1)  # [b, c/2, t] each
+        x0, x1 = torch.split(x, [self.half_channels, self.half_channels], 1)  # [b, c/2, t] each
         h = self.enc(self.pre(x0) * mask, mask)
         m = self.post(h) * mask
         return torch.cat([x0, (x1 - m) * mask], 1)  # [b, c, t]
