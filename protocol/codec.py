@@ -23,7 +23,8 @@ import msgpack
 from .errors import MalformedMessage, MessageTooBig
 from .fields import Fields
 from .messages import AudioFrame, ClientMessage, Limits, ServerMessage
-from .schema import U32_MAX, client_from_wire, client_to_wire, server_from_wire, server_to_wire
+from .schema import U32_MAX, client_from_wire, client_to_wire
+from .server_schema import server_from_wire, server_to_wire
 from .types import AudioFormat, StreamId
 
 __all__ = [

@@ -15,10 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .errors import InvalidMessage, InvalidState
-from .messages import Limits, VoiceRegister
+from .messages import (
+    Error,
+    Limits,
+    ServerMessage,
+    VoiceDeleted,
+    VoiceListing,
+    VoiceReady,
+    VoiceRegister,
+)
 from .types import UtteranceId
 
-__all__ = ["Registrations"]
+__all__ = ["Registrations", "VoiceAnswers"]
 
 
 @dataclass(slots=True)
@@ -117,3 +125,73 @@ class Registrations:
         if id not in self._pending:
             raise InvalidState(f"registration {id} is not waiting for an answer")
         self._pending.remove(id)
+
+
+class VoiceAnswers:
+    """The server session's answers to voice requests (SPEC.md §4.6).
+
+    Part of :class:`~voxlive.protocol.session.Session`, which provides the state below.
+    """
+
+    _registrations: Registrations
+    _outgoing: list[bytes | str]
+
+    def _can_send(self) -> bool:
+        raise NotImplementedError
+
+    def _encode(self, message: ServerMessage) -> bytes | str:
+        raise NotImplementedError
+
+    @property
+    def registrations(self) -> frozenset[UtteranceId]:
+        """Ids of ``voice.register`` requests uploading or waiting for their answer."""
+        return self._registrations.ids
+
+    @property
+    def uploading(self) -> frozenset[UtteranceId]:
+        """Ids of ``voice.register`` requests whose final chunk has not arrived."""
+        return self._registrations.uploading
+
+    def send_voice_ready(self, ready: VoiceReady) -> None:
+        """Answer a ``VoiceRegister`` event: the voice is registered.
+
+        Raises:
+            InvalidState: before ``hello``; ``ready.id`` is not a registration waiting
+                for its answer; a number in the summary is not finite.
+        """
+        if self._can_send():
+            data = self._encode(ready)
+            self._registrations.answer(ready.id)
+            self._outgoing.append(data)
+
+    def send_voice_error(self, error: Error) -> None:
+        """Answer a ``VoiceRegister`` event with an error (``too_short``, ``silent``, …).
+
+        Raises:
+            InvalidState: before ``hello``; ``error.id`` is not a registration waiting
+                for its answer.
+        """
+        if self._can_send():
+            if error.id is None:
+                raise InvalidState("a registration error must carry the request id")
+            data = self._encode(error)
+            self._registrations.answer(error.id)
+            self._outgoing.append(data)
+
+    def send_voice_list(self, listing: VoiceListing) -> None:
+        """Answer a ``VoiceList`` event.
+
+        Raises:
+            InvalidState: before ``hello``, or a number in a summary is not finite.
+        """
+        if self._can_send():
+            self._outgoing.append(self._encode(listing))
+
+    def send_voice_deleted(self, deleted: VoiceDeleted) -> None:
+        """Answer a ``VoiceDelete`` event.
+
+        Raises:
+            InvalidState: before ``hello``.
+        """
+        if self._can_send():
+            self._outgoing.append(self._encode(deleted))

@@ -6,7 +6,7 @@ The server feeds every WebSocket message to ``Session.receive_data``, acts on
 Nothing here blocks, reads a clock or touches a socket.
 
 h11 rule: the connection state changes only through ``TRANSITIONS``, the one table of
-legal (state, trigger) pairs below; no other code assigns ``Session._state``. Per-utterance
+legal (state, trigger) pairs in ``states.py``; no other code assigns ``Session._state``. Per-utterance
 bookkeeping (in-flight ids, streams, sequence numbers) is separate from that table.
 
 Peer input never raises out of ``Session``: a bad message becomes an ``error`` message
@@ -16,11 +16,9 @@ Peer input never raises out of ``Session``: a bad message becomes an ``error`` m
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
-from types import MappingProxyType
-from typing import Final, assert_never
+from typing import assert_never
 
 from .codec import SAMPLE_WIDTH, encode_audio_frame, encode_server, parse_client
 from .controls import INTENSITY
@@ -31,7 +29,6 @@ from .errors import (
     PolicyViolation,
     ProtocolError,
 )
-from .fields import show
 from .messages import (
     Append,
     AudioFrame,
@@ -52,15 +49,14 @@ from .messages import (
     SpeakOptions,
     Started,
     VoiceDelete,
-    VoiceDeleted,
     VoiceList,
-    VoiceListing,
-    VoiceReady,
     VoiceRegister,
     Welcome,
 )
-from .registrations import Registrations
+from .registrations import Registrations, VoiceAnswers
 from .schema import client_from_wire
+from .states import TRANSITIONS, State, Trigger
+from .support import listing, unsupported_option
 from .types import PROTOCOL_VERSION, CloseCode, StreamId, UtteranceId
 from .utterances import Utterances
 
@@ -70,41 +66,7 @@ Authenticator = Callable[[str | None], bool]
 """Called with ``hello.token``; returns whether the client may proceed."""
 
 
-class State(enum.Enum):
-    """Connection state (SPEC.md §9.1)."""
-
-    AWAITING_HELLO = "awaiting_hello"
-    """Only ``hello`` is accepted."""
-    OPEN = "open"
-    """``welcome`` was sent; utterance messages are accepted."""
-    CLOSED = "closed"
-    """A close code is set; input is ignored and nothing more is sent."""
-
-
-class Trigger(enum.Enum):
-    """What moves the connection from one state to another."""
-
-    HELLO = "hello"
-    """A valid ``hello`` was answered with ``welcome``."""
-    FAIL = "fail"
-    """The peer caused a connection-level error; the error message is queued."""
-    CLOSE = "close"
-    """The server called ``Session.close``."""
-
-
-TRANSITIONS: Final[Mapping[tuple[State, Trigger], State]] = MappingProxyType(
-    {
-        (State.AWAITING_HELLO, Trigger.HELLO): State.OPEN,
-        (State.AWAITING_HELLO, Trigger.FAIL): State.CLOSED,
-        (State.AWAITING_HELLO, Trigger.CLOSE): State.CLOSED,
-        (State.OPEN, Trigger.FAIL): State.CLOSED,
-        (State.OPEN, Trigger.CLOSE): State.CLOSED,
-    }
-)
-"""Every legal transition; anything else is a bug."""
-
-
-class Session:
+class Session(VoiceAnswers):
     """One client connection, seen from the server.
 
     Args:
@@ -186,16 +148,6 @@ class Session:
     def inflight(self) -> frozenset[UtteranceId]:
         """Ids opened by ``speak``/``append`` and not yet reported ``done``."""
         return self._utterances.ids
-
-    @property
-    def registrations(self) -> frozenset[UtteranceId]:
-        """Ids of ``voice.register`` requests uploading or waiting for their answer."""
-        return self._registrations.ids
-
-    @property
-    def uploading(self) -> frozenset[UtteranceId]:
-        """Ids of ``voice.register`` requests whose final chunk has not arrived."""
-        return self._registrations.uploading
 
     def close_code(self) -> CloseCode | None:
         """Return the code to close the WebSocket with, or ``None`` while it stays open.
@@ -329,7 +281,7 @@ class Session:
             raise InvalidMessage(text, code="unsupported", id=id)
 
     def _check_options(self, id: UtteranceId, options: SpeakOptions) -> None:
-        problem = _unsupported_option(options, self._capabilities)
+        problem = unsupported_option(options, self._capabilities)
         if problem is not None:
             raise InvalidMessage(problem, code="unsupported", id=id)
 
@@ -362,7 +314,7 @@ class Session:
         """
         if self._can_send():
             if emotion is not None and emotion not in self._capabilities.emotions:
-                supported = _listing(self._capabilities.emotions)
+                supported = listing(self._capabilities.emotions)
                 raise InvalidState(
                     f"started.emotion {emotion!r} is not in capabilities.emotions ({supported})"
                 )
@@ -434,50 +386,6 @@ class Session:
         if self._can_send():
             self._outgoing.append(self._encode(error))
 
-    def send_voice_ready(self, ready: VoiceReady) -> None:
-        """Answer a ``VoiceRegister`` event: the voice is registered.
-
-        Raises:
-            InvalidState: before ``hello``; ``ready.id`` is not a registration waiting
-                for its answer; a number in the summary is not finite.
-        """
-        if self._can_send():
-            data = self._encode(ready)
-            self._registrations.answer(ready.id)
-            self._outgoing.append(data)
-
-    def send_voice_error(self, error: Error) -> None:
-        """Answer a ``VoiceRegister`` event with an error (``too_short``, ``silent``, …).
-
-        Raises:
-            InvalidState: before ``hello``; ``error.id`` is not a registration waiting
-                for its answer.
-        """
-        if self._can_send():
-            if error.id is None:
-                raise InvalidState("a registration error must carry the request id")
-            data = self._encode(error)
-            self._registrations.answer(error.id)
-            self._outgoing.append(data)
-
-    def send_voice_list(self, listing: VoiceListing) -> None:
-        """Answer a ``VoiceList`` event.
-
-        Raises:
-            InvalidState: before ``hello``, or a number in a summary is not finite.
-        """
-        if self._can_send():
-            self._outgoing.append(self._encode(listing))
-
-    def send_voice_deleted(self, deleted: VoiceDeleted) -> None:
-        """Answer a ``VoiceDelete`` event.
-
-        Raises:
-            InvalidState: before ``hello``.
-        """
-        if self._can_send():
-            self._outgoing.append(self._encode(deleted))
-
     def close(self, code: CloseCode) -> None:
         """Close the session from the server side (``SERVICE_RESTART``, ``SLOW_CONSUMER``…).
 
@@ -512,29 +420,3 @@ class Session:
         next_state = TRANSITIONS.get((self._state, trigger))
         assert next_state is not None, f"no transition from {self._state} on {trigger}"
         self._state = next_state
-
-
-def _unsupported_option(options: SpeakOptions, caps: Capabilities) -> str | None:
-    """Return why ``options`` need more than ``caps`` offers, or ``None`` (SPEC.md §4.4)."""
-    if options.emotion is not None and caps.resolve_emotion(options.emotion) is None:
-        # Names only: the alias list is long, and sits in welcome for whoever wants it.
-        synonyms = (
-            " (or a synonym from capabilities.emotion_aliases)" if caps.emotion_aliases else ""
-        )
-        listing = _listing(caps.emotions)
-        return f"emotion {show(options.emotion)} is not supported; {listing}{synonyms}"
-    # With voice registration the server checks the voice itself (SPEC.md §4.6).
-    unchecked = caps.voice_registration
-    if options.voice is not None and options.voice not in caps.voices and not unchecked:
-        return f"voice {show(options.voice)} is not supported; {_listing(caps.voices)}"
-    if options.pitch != 0.0 and not caps.pitch:
-        return "pitch must be 0: this server cannot shift pitch"
-    if options.volume != 0.0 and not caps.volume:
-        return "volume must be 0: this server cannot change volume"
-    if options.timestamps and not caps.timestamps:
-        return "timestamps must be false: this server cannot produce marks"
-    return None
-
-
-def _listing(names: tuple[str, ...]) -> str:
-    return "supported: " + ", ".join(names) if names else "this server supports none"

@@ -1,0 +1,119 @@
+"""What a server offers and enforces: ``Limits`` and ``Capabilities`` (SPEC.md §5.1).
+
+Both travel in ``welcome``; both check themselves on construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+
+from .types import AUDIO_FORMATS, AudioFormat
+
+__all__ = ["Capabilities", "Limits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-connection limits, announced to the client in ``welcome`` (SPEC.md §5.1).
+
+    Raises:
+        ValueError: if a limit is not a positive integer.
+    """
+
+    max_message_bytes: int = 64 * 1024
+    """Largest control message accepted, in bytes (UTF-8 bytes for JSON text frames)."""
+    max_text_chars: int = 5000
+    """Longest ``text`` of one ``speak`` or one ``append``, in Unicode code points."""
+    max_inflight: int = 64
+    """Most utterances one connection may have in flight (opened and not yet ``done``)."""
+    max_pending_text_chars: int = 20000
+    """Most code points all ``append`` pieces of one streamed utterance may add up to."""
+    max_reference_bytes: int = 10 * 1024 * 1024
+    """Largest assembled ``voice.register`` upload, in bytes (SPEC.md §4.6)."""
+    max_registrations: int = 2
+    """Most ``voice.register`` requests one connection may have in flight (uploading or
+    waiting for their answer)."""
+
+    def __post_init__(self) -> None:
+        for limit in fields(self):
+            _require_positive(limit.name, getattr(self, limit.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What this server can do; options needing more are answered ``unsupported``.
+
+    Raises:
+        ValueError: if ``default_sample_rate`` is outside 8000–48000, ``formats`` is
+            empty or names an unknown format, or an ``emotion_aliases`` entry has a
+            blank alias or maps to a name missing from ``emotions``.
+    """
+
+    emotions: tuple[str, ...] = ()
+    """Canonical emotion names ``speak.emotion`` may take; empty means emotion is
+    unsupported. Matched case-insensitively (see ``resolve_emotion``)."""
+    voices: tuple[str, ...] = ()
+    """Voice names ``speak.voice`` may take; empty means voice selection is unsupported."""
+    timestamps: bool = True
+    """Whether ``speak.timestamps`` (``marks`` messages) is supported."""
+    default_sample_rate: int = 22050
+    """Output rate in Hz when ``hello.audio.sample_rate`` is absent (the voice's own rate)."""
+    pitch: bool = False
+    """Whether a non-zero ``speak.pitch`` is supported."""
+    volume: bool = False
+    """Whether a non-zero ``speak.volume`` is supported."""
+    formats: tuple[AudioFormat, ...] = AUDIO_FORMATS
+    """PCM formats ``hello.audio.format`` may ask for."""
+    voice_registration: bool = False
+    """Whether ``voice.register``/``voice.list``/``voice.delete`` are served (SPEC.md §4.6).
+    When set, ``speak.voice`` may also name a registered voice: the server, not the
+    session, then checks it (``unknown_voice``)."""
+    emotion_aliases: Mapping[str, str] = field(default_factory=dict)
+    """Synonyms ``speak.emotion`` may also take, each mapped to its canonical name in
+    ``emotions`` (``{"开心": "happy", "furious": "angry"}``; SPEC.md §4.4, v1.3). Kept
+    as a read-only copy, so the caller's dict may change afterwards."""
+
+    def __post_init__(self) -> None:
+        if not 8000 <= self.default_sample_rate <= 48000:
+            raise ValueError(f"default_sample_rate out of range: {self.default_sample_rate}")
+        if not self.formats or not set(self.formats) <= set(AUDIO_FORMATS):
+            raise ValueError(f"formats must be a non-empty subset of {AUDIO_FORMATS}")
+        aliases = dict(self.emotion_aliases)
+        for alias, name in aliases.items():
+            if not isinstance(alias, str) or not alias.strip():
+                raise ValueError(f"emotion_aliases: alias {alias!r} must be a non-blank string")
+            if name not in self.emotions:
+                raise ValueError(
+                    f"emotion_aliases: {alias!r} maps to {name!r}, which is not in emotions"
+                )
+        # Frozen, and not sharing the caller's dict: the session trusts it never changes.
+        object.__setattr__(self, "emotion_aliases", MappingProxyType(aliases))
+
+    def resolve_emotion(self, emotion: str) -> str | None:
+        """Return the canonical name ``emotion`` stands for, or ``None`` if it is unknown.
+
+        ``emotion`` matches a name of ``emotions`` or an alias of ``emotion_aliases``
+        after surrounding whitespace is stripped and letters are lowercased on both
+        sides (``" Happy"`` is ``happy``; Chinese has no case). A canonical name wins
+        over an alias spelled the same way.
+        """
+        key = _emotion_key(emotion)
+        for name in self.emotions:
+            if _emotion_key(name) == key:
+                return name
+        for alias, name in self.emotion_aliases.items():
+            if _emotion_key(alias) == key:
+                return name
+        return None
+
+
+def _emotion_key(name: str) -> str:
+    """The form emotion names and aliases are compared in (SPEC.md §4.4)."""
+    return name.strip().lower()
+
+
+def _require_positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
