@@ -6,8 +6,8 @@ The server feeds every WebSocket message to ``Session.receive_data``, acts on
 Nothing here blocks, reads a clock or touches a socket.
 
 h11 rule: the connection state changes only through ``TRANSITIONS``, the one table of
-legal (state, trigger) pairs in ``states.py``; no other code assigns ``Session._state``. Per-utterance
-bookkeeping (in-flight ids, streams, sequence numbers) is separate from that table.
+legal (state, trigger) pairs in ``states.py``; no other code assigns ``Session._state``.
+Per-utterance bookkeeping (in-flight ids, streams, sequence numbers) is separate from it.
 
 Peer input never raises out of ``Session``: a bad message becomes an ``error`` message
 (and, for connection-level problems, a close code), with the cause kept in
