@@ -212,7 +212,7 @@ class Session(VoiceAnswers):
                 self._check_options(message.id, message.options)
                 self._utterances.open(message.id, streamed=False)
                 self._utterances.release(message.id)  # an explicit new utterance
-                self._events.append(message)
+                self._events.append(replace(message, options=self._canonical(message.options)))
             case Append():
                 self._on_append(message)
             case Flush() | End():
@@ -273,12 +273,19 @@ class Session(VoiceAnswers):
         options = append.options or SpeakOptions()
         self._check_options(append.id, options)
         self._utterances.open(append.id, streamed=True, text_chars=len(append.text))
-        self._events.append(replace(append, options=options))
+        self._events.append(replace(append, options=self._canonical(options)))
 
     def _check_registration(self, id: UtteranceId) -> None:
         if not self._capabilities.voice_registration:
             text = "voice registration is not supported by this server"
             raise InvalidMessage(text, code="unsupported", id=id)
+
+    def _canonical(self, options: SpeakOptions) -> SpeakOptions:
+        """``options`` with the emotion's canonical name (SPEC.md §4.4): the one place a
+        synonym is resolved, so the server and the engine see names only."""
+        if options.emotion is None:
+            return options
+        return replace(options, emotion=self._capabilities.resolve_emotion(options.emotion))
 
     def _check_options(self, id: UtteranceId, options: SpeakOptions) -> None:
         problem = unsupported_option(options, self._capabilities)

@@ -15,7 +15,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
@@ -153,11 +152,6 @@ class Connection:
             self.session.send_error(error)
             self.session.send_done(Done(id=uid, stream=None, status="failed"))
             return None
-        if options.emotion is not None:
-            # The one place a synonym becomes its name: the session has vetted it
-            # against the same capabilities, and the engine sees canonical names only.
-            emotion = self.app.capabilities.resolve_emotion(options.emotion)
-            options = replace(options, emotion=emotion)
         u = Utterance(
             self.app.services,
             self,

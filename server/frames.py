@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from voxlive.engine.pcm import pcm16_bytes
 from voxlive.protocol.messages import AudioFrame
 from voxlive.protocol.types import AudioFormat, StreamId
 
@@ -14,7 +15,7 @@ def encode_pcm(samples: np.ndarray, fmt: AudioFormat) -> bytes:
     """Float samples in [-1, 1] as little-endian ``s16le`` or ``f32le`` bytes."""
     if fmt == "f32le":
         return np.asarray(samples, "<f4").tobytes()
-    return np.clip(np.round(samples * 32767.0), -32768, 32767).astype("<i2").tobytes()
+    return pcm16_bytes(samples)
 
 
 class Packetizer:

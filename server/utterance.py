@@ -39,6 +39,7 @@ from voxlive.protocol.messages import AudioFrame, Done, Error, SpeakOptions
 from voxlive.protocol.types import Status, StreamId, UtteranceId
 
 from .batcher import Batcher, FailStatus, Job, Overloaded
+from .errors import wire_code
 from .marks import scale_marks
 from .ordering import SentenceOrder
 from .output import OutputStream
@@ -104,7 +105,7 @@ class Utterance:
             stream, self.in_rate, self.out_rate, spec.frame_ms, spec.format, self._send
         )
         self.controls = Controls(
-            emotion=options.emotion or "neutral",  # canonical: see Connection._open
+            emotion=options.emotion or "neutral",  # canonical: the protocol session resolved it
             # Unset on the wire: the engine's default (echoed in ``started``).
             intensity=DEFAULT_INTENSITY if options.intensity is None else options.intensity,
             speed=options.speed,
@@ -206,7 +207,7 @@ class Utterance:
             return
         if isinstance(result, TextError):
             if result.code != "empty_text" or not self.streamed:
-                self.fail(Error(code=result.code, message=str(result), id=self.id))
+                self.fail(Error(code=wire_code(result.code), message=str(result), id=self.id))
                 return
             # e.g. an emoji-only piece of streamed text: nothing to say
         elif isinstance(result, Exception):
