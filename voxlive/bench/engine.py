@@ -10,16 +10,15 @@ from __future__ import annotations
 import argparse
 import resource
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from voxlive.engine.voice import SynthesisParams, Voice
 
-from .texts import BENCH_SENTENCES, FIRST_AUDIO_SENTENCE, read_lines
+from .texts import FIRST_AUDIO_SENTENCE, load_texts
 
-__all__ = ["BENCH_SENTENCES", "FIRST_AUDIO_SENTENCE", "bench_engine", "format_engine_report"]
+__all__ = ["bench_engine", "format_engine_report"]
 
 
 def _peak_rss_mb() -> float:
@@ -28,15 +27,6 @@ def _peak_rss_mb() -> float:
 
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
-
-
-def _load_texts(path: Path | None) -> list[str]:
-    if path is None:
-        return list(BENCH_SENTENCES)
-    texts = read_lines(path)
-    if not texts:
-        raise ValueError(f"{path}: no non-empty lines")
-    return texts
 
 
 def _engine_figures(
@@ -103,7 +93,7 @@ def bench_engine(args: argparse.Namespace) -> dict[str, Any]:
     Raises:
         ValueError: bad ``--texts`` file or ``--batches`` list.
     """
-    texts = _load_texts(args.texts)
+    texts = load_texts(args.texts)
     try:
         batches = sorted({int(b) for b in str(args.batches).split(",")})
     except ValueError as exc:

@@ -26,7 +26,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -35,9 +34,9 @@ from voxlive.client import Client, ClientError, Utterance
 from voxlive.protocol.codec import SAMPLE_WIDTH
 from voxlive.protocol.messages import AudioFrame, Done, Error
 
-from .texts import read_lines
+from .texts import load_texts
 
-__all__ = ["Sample", "format_report", "load_texts", "run_bench_server", "run_load", "summarize"]
+__all__ = ["Sample", "format_report", "run_bench_server", "run_load", "summarize"]
 
 DEFAULT_TIMEOUT_S: Final = 120.0
 EXIT_FAILED: Final = 1
@@ -58,22 +57,6 @@ class Sample:
     """Seconds of audio received."""
     codes: list[str] = field(default_factory=list)
     """Error codes seen: the server's, a ``ClientError`` code, or ``timeout``."""
-
-
-def load_texts(path: Path | None) -> list[str]:
-    """The non-empty lines of ``path``, or the built-in chat-like sentences.
-
-    Raises:
-        ValueError: the file cannot be read or has no non-empty line.
-    """
-    if path is None:
-        from .texts import BENCH_SENTENCES
-
-        return list(BENCH_SENTENCES)
-    texts = read_lines(path)
-    if not texts:
-        raise ValueError(f"{path}: no non-empty lines")
-    return texts
 
 
 async def run_load(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["BENCH_SENTENCES", "FIRST_AUDIO_SENTENCE", "read_lines"]
+__all__ = ["BENCH_SENTENCES", "FIRST_AUDIO_SENTENCE", "load_texts", "read_lines"]
 
 
 def read_lines(path: Path) -> list[str]:
@@ -43,3 +43,17 @@ FIRST_AUDIO_SENTENCE = (
     "Thank you so much for the gifted subscriptions, everyone, "
     "let's keep going and finish this level together tonight."
 )  # 20 words
+
+
+def load_texts(path: Path | None) -> list[str]:
+    """The sentences of ``--texts FILE``, or the built-in ones without a file.
+
+    Raises:
+        ValueError: the file cannot be read or has no non-empty line.
+    """
+    if path is None:
+        return list(BENCH_SENTENCES)
+    texts = read_lines(path)
+    if not texts:
+        raise ValueError(f"{path}: no non-empty lines")
+    return texts
