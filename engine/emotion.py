@@ -19,10 +19,11 @@ intensity scales every deviation from neutral linearly (0 = neutral).
 Breathiness (aperiodicity) rises for sad and fearful, falls for angry.
 
 How they are realized: rate → the engine's length scale; pauses → per-phoneme
-duration scales on punctuation; the rest → the WORLD stage (``engine/world.py``),
-in the same pass as voice adaptation. The duration noise is left alone: scaling
-it (for Murray & Arnott's "irregular" rhythm of fear and anger) was measured to
-lengthen speech on average, undoing most of those emotions' faster rate.
+duration scales on punctuation; the rest → the expressive stage chosen by
+``engine/expression.py`` (PSOLA, or WORLD with a registered voice's adaptation).
+The duration noise is left alone: scaling it (for Murray & Arnott's "irregular"
+rhythm of fear and anger) was measured to lengthen speech on average, undoing
+most of those emotions' faster rate.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def resolve(name: str) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Prosody:
-    """What one utterance asks of the engine and the WORLD stage."""
+    """What one utterance asks of the engine and the expressive stage."""
 
     length_scale: float
     pause_scale: float
@@ -194,7 +195,7 @@ class Prosody:
 
     @property
     def is_neutral(self) -> bool:
-        """Nothing for the WORLD stage to do (the engine output is used as is)."""
+        """Nothing for the expressive stage to do (the engine output is used as is)."""
         return (
             self.f0_shift_st == 0.0
             and self.f0_range == 1.0
@@ -216,7 +217,7 @@ def prosody(
 
     Deviations scale linearly with ``intensity`` (factors geometrically), then
     the explicit controls add on top. Neutral at any intensity with no
-    pitch/volume change needs no WORLD pass.
+    pitch/volume change needs no stage.
 
     Raises:
         ValueError: unknown emotion, or a control out of range.

@@ -2,10 +2,12 @@
 
 An :class:`Expression` turns the controls of one utterance into what the two
 stages need: engine requests (length scale, duration noise, per-phoneme pause
-scales) and, when anything is left for it, one WORLD stage that moves pitch
+scales) and, when anything is left for it, one expressive stage that moves pitch
 level/range/contour, spectral tilt, breathiness and level *and* the voice
-adaptation of a registered voice in the same pass. Neutral speech in the
-bundled voice has no stage at all: its samples are the engine's, bit for bit.
+adaptation of a registered voice in the same pass. In the bundled voice the
+stage is PSOLA (``psola.py``: the engine's own waveform, re-spaced); with a
+registered voice it is WORLD (``world.py``). Neutral speech in the bundled
+voice has no stage at all: its samples are the engine's, bit for bit.
 
     expr = Expression.create(emotion="happy", intensity=0.8, center_hz=probe_f0)
     request = expr.request(sentence, params)     # per sentence, into a batch
@@ -17,16 +19,39 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
 from .emotion import DEFAULT_INTENSITY, Prosody, prosody, resolve
 from .frontend import FrontendResult
 from .layout import PAUSE_PHONEMES, pause_scales, phrase_span
+from .psola import PsolaAdapter
 from .voice import SynthesisParams, SynthesisRequest, Voice
 from .world import StreamAdapter, VoiceTransform
 
-__all__ = ["PAUSE_PHONEMES", "Expression", "check_rate", "pause_scales", "phrase_span", "render"]
+__all__ = [
+    "PAUSE_PHONEMES",
+    "Expression",
+    "Stage",
+    "check_rate",
+    "pause_scales",
+    "phrase_span",
+    "render",
+]
+
+
+class Stage(Protocol):
+    """One utterance's streaming stage: output exactly as long as its input."""
+
+    def phrase(self, start: int, end: int) -> None:
+        """Speech of a phrase spans input samples ``[start, end)`` (before feeding them)."""
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """Feed samples; returns the adapted samples now final."""
+
+    def flush(self) -> np.ndarray:
+        """End of input: the rest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +63,7 @@ class Expression:
     intensity: float
     prosody: Prosody
     transform: VoiceTransform | None
-    """The WORLD stage's transform (voice ∘ emotion); None: no stage."""
+    """The stage's transform (voice ∘ emotion); None: no stage."""
     center_hz: float
     """Pitch centre of range scaling: the bundled voice's median F0."""
     speed: float = 1.0
@@ -107,11 +132,18 @@ class Expression:
         scales = pause_scales(len(ids), phonemes, self.prosody.pause_scale)
         return SynthesisRequest(ids, params, scales)
 
-    def stage(self, sample_rate: int) -> StreamAdapter | None:
-        """A fresh streaming WORLD stage for one utterance, or None (output untouched)."""
+    def stage(self, sample_rate: int) -> Stage | None:
+        """A fresh streaming stage for one utterance, or None (output untouched).
+
+        The one place the stage is chosen: PSOLA in the bundled voice, WORLD with
+        a registered voice.
+        """
         if self.transform is None:
             return None
-        return StreamAdapter(self.transform, sample_rate, self.center_hz)
+        if self.voice is not None:
+            # WORLD until voice adaptation (adapt.fit_transform) is refitted on PSOLA.
+            return StreamAdapter(self.transform, sample_rate, self.center_hz)
+        return PsolaAdapter(self.transform, sample_rate, self.center_hz)
 
 
 def check_rate(expression: Expression, params: SynthesisParams, where: str = "") -> None:
@@ -144,7 +176,7 @@ def render(
     """Whole audio of several texts, each performed by its own expression, in one batch.
 
     Sentence ``i`` of a text uses ``params.offset_seed(i)``, as :meth:`Voice.requests`.
-    The WORLD stage runs the same streaming code as the server, on whole texts.
+    The stage runs the same streaming code as the server, on whole texts.
     ``timings``, if given, receives ``engine_s`` and ``stage_s`` (wall seconds).
     """
     groups = []

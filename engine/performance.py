@@ -6,7 +6,7 @@ the current one still decodes). A :class:`VitsPerformance` puts their chunks
 back in order, computes each sentence's marks from its durations (the id
 layout, ``engine/layout.py``), and passes the audio on: straight to the
 listener when the utterance needs no stage (neutral speech in the bundled
-voice: the engine's samples, bit for bit), else through the utterance's WORLD
+voice: the engine's samples, bit for bit), else through the utterance's
 stage on the engine's stage thread (:class:`StageThread`), whose single worker
 runs every utterance's stage work in submission order.
 """
@@ -20,11 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .expression import Expression
+from .expression import Expression, Stage
 from .interface import FinalChunk, Listener, Sentence, SentenceMarks
 from .layout import phrase_span, sentence_marks
 from .streaming import AudioChunk, SynthesisParams, SynthesisRequest
-from .world import StreamAdapter
 
 __all__ = ["StageThread", "VitsPerformance"]
 
@@ -34,7 +33,7 @@ logger = logging.getLogger(__name__)
 class StageThread:
     """The engine's expressive/voice stage thread: one worker, jobs in submission order.
 
-    Off the engine thread, so WORLD analysis never delays a decoder step.
+    Off the engine thread, so stage work never delays a decoder step.
     """
 
     def __init__(self) -> None:
@@ -62,8 +61,8 @@ class VitsPerformance:
         self.params = params
         """The utterance's engine controls; sentence ``i`` uses ``params.offset_seed(i)``."""
         self.listener = listener
-        self.stage: StreamAdapter | None = expression.stage(sample_rate)
-        """The WORLD stage (emotion and voice in one pass); None: engine output as is."""
+        self.stage: Stage | None = expression.stage(sample_rate)
+        """The expressive stage (emotion and voice in one pass); None: engine output as is."""
         self._stages = stages
         self._lock = threading.Lock()
         self._next = 0  # the sentence whose chunks go out now
@@ -141,7 +140,7 @@ class VitsPerformance:
 
     def _staged(
         self,
-        stage: StreamAdapter,
+        stage: Stage,
         index: int,
         samples: np.ndarray,
         phrase: tuple[int, int] | None,
@@ -159,7 +158,7 @@ class VitsPerformance:
             return
         self.listener.audio(FinalChunk(out, index, is_last, marks))
 
-    def _flushed(self, stage: StreamAdapter) -> None:
+    def _flushed(self, stage: Stage) -> None:
         if self.cancelled:
             return
         try:

@@ -10,8 +10,9 @@ voice transform fitted to them); fits are cached by the pipeline's content hash,
 so a clip used again costs nothing. Emotions (``engine/emotion.py``, synonyms in
 English and Chinese) and explicit pitch/volume are realized by
 ``engine.expression.render``: rate and pauses in the engine, the rest in one
-WORLD pass together with the voice adaptation. Neutral speech in the bundled
-voice skips that stage entirely: its samples are the engine's, bit for bit.
+stage pass (PSOLA; WORLD together with a registered voice's adaptation).
+Neutral speech in the bundled voice skips that stage entirely: its samples are
+the engine's, bit for bit.
 """
 
 from __future__ import annotations

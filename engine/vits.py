@@ -2,7 +2,7 @@
 
 VITS specifics stay here and in the modules it uses: the id layout (marks,
 pause scales, phrase spans: ``layout.py``), emotion as length scale, pause
-scales and a WORLD stage (``expression.py``), the stage thread and sentence
+scales and an expressive stage (``expression.py``), the stage thread and sentence
 order (``performance.py``), the chunk schedule (``chunking.py``).
 """
 
