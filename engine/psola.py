@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .dsp import cubic, noise, one_pole, shelf
 from .world import VoiceTransform, soft_limit
 
 __all__ = ["PsolaAdapter"]
@@ -49,16 +50,13 @@ _HOP_S = 0.005
 _SEARCH = 0.2
 """A mark is searched within ± this fraction of a period around its prediction."""
 _MIN_MATCH = 0.5
+"""A voiced region ends where the next period matches the last one less than this."""
 _DRIFT = 0.06
 """A mark may move this fraction of a period from the best match, toward the energy peak."""
-"""A voiced region ends where the next period matches the last one less than this."""
 _QUIET = 1e-6
 """Frames below this mean power (−60 dBFS) are never voiced."""
 _BREATH_LEVEL = 0.05
 """Noise RMS, relative to a grain's RMS, at breathiness 1."""
-_SHELF_MID_HZ = 2000.0
-_TILT_OCTAVES = 2.0
-"""The shelf's full gain is the tilt over this many octaves above 500 Hz."""
 
 
 @dataclass(slots=True)
@@ -127,7 +125,7 @@ class PsolaAdapter:
         self.emitted = 0
         self.phrases: list[tuple[int, int]] = []
         # Post-filters (sequential, so chunking does not show).
-        self.shelf = _shelf(transform.tilt_db_per_octave, sr)
+        self.shelf = shelf(transform.tilt_db_per_octave, sr)
         self.shelf_state = (0.0, 0.0)  # last input, last output
         self.noise_prev = 0.0
 
@@ -404,12 +402,12 @@ class PsolaAdapter:
         if self.alpha == 1.0:
             values = self.x[source[j] + rel.astype(np.int64) - self.x0]
         else:
-            values = _cubic(self.x, source[j] + self.alpha * rel - self.x0)
+            values = cubic(self.x, source[j] + self.alpha * rel - self.x0)
         values = values * win * amp[j]
         if self.breath > 0 and voiced.any():
             power = np.bincount(j, values**2, len(g)) / np.maximum(np.bincount(j, win, len(g)), 1)
             scale = np.sqrt(power) * self.breath * voiced
-            values = values + _noise(n) * win * scale[j]
+            values = values + noise(n) * win * scale[j]
         end = int(nxt.max())
         if end - self.emitted > len(self.acc):
             self.acc = np.pad(self.acc, (0, end - self.emitted - len(self.acc)))
@@ -442,57 +440,9 @@ class PsolaAdapter:
         b0, b1, a1 = self.shelf
         x_last, y_last = self.shelf_state
         v = b0 * x + b1 * np.concatenate([[x_last], x[:-1]])
-        y = _one_pole(v, -a1, y_last)
+        y = one_pole(v, -a1, y_last)
         self.shelf_state = (float(x[-1]), float(y[-1]))
         return y
 
     def _level(self, y: np.ndarray) -> np.ndarray:
         return y if self.gain == 1.0 else soft_limit(y * np.float32(self.gain))
-
-
-def _cubic(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Catmull-Rom interpolation of ``x`` at fractional indices (exact on integers)."""
-    i = np.clip(np.floor(pos).astype(np.int64), 1, len(x) - 3)
-    t = pos - i
-    p0, p1, p2, p3 = x[i - 1], x[i], x[i + 1], x[i + 2]
-    cubic = 3 * (p1 - p2) + p3 - p0
-    out: np.ndarray = p1 + 0.5 * t * (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * cubic))
-    return out
-
-
-def _noise(n: np.ndarray) -> np.ndarray:
-    """High-passed white noise, a fixed function of the absolute sample index."""
-    a = (n.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11)
-    b = ((n - 1).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11)
-    scale = 2.0**-53
-    u, v = a.astype(np.float64) * scale, b.astype(np.float64) * scale
-    return (u - v) * math.sqrt(6.0)  # first difference of uniform noise: unit variance
-
-
-def _shelf(tilt_db_per_octave: float, sample_rate: int) -> tuple[float, float, float] | None:
-    """First-order high shelf (b0, b1, a1) with the tilt's gain over the upper octaves."""
-    if not tilt_db_per_octave:
-        return None
-    g = 10 ** (tilt_db_per_octave * _TILT_OCTAVES / 20)
-    # Bilinear transform of (s/wz + 1)/(s/wp + 1), prewarped at the mid frequency.
-    k = math.tan(math.pi * _SHELF_MID_HZ / sample_rate)
-    wz, wp = k / math.sqrt(g), k * math.sqrt(g)
-    a0 = 1 + 1 / wp
-    return (1 + 1 / wz) / a0, (1 - 1 / wz) / a0, (1 - 1 / wp) / a0
-
-
-def _one_pole(v: np.ndarray, a: float, y0: float, block: int = 64) -> np.ndarray:
-    """y[n] = v[n] + a·y[n−1], from y[−1] = y0, vectorized by blocks."""
-    n = len(v)
-    blocks = -(-n // block)
-    padded = np.pad(v, (0, blocks * block - n)).reshape(blocks, block)
-    powers = a ** np.arange(block)
-    lags = np.arange(block)[:, None] - np.arange(block)[None, :]
-    kernel = np.where(lags >= 0, a ** np.maximum(lags, 0), 0.0)  # [block, block]
-    local = padded @ kernel.T  # each block from a zero start
-    out = np.empty_like(padded)
-    carry = y0
-    for i in range(blocks):
-        out[i] = local[i] + carry * a * powers
-        carry = float(out[i, -1])
-    return out.reshape(-1)[:n]

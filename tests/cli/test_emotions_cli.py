@@ -97,4 +97,5 @@ def test_bench_emotions_reports_each_emotions_change_and_both_rtfs(capsys) -> No
     assert set(table["change"]) == set(EMOTIONS) - {"neutral"}
     sad, excited = table["change"]["sad"]["1.0"], table["change"]["excited"]["1.0"]
     assert sad["rate_phones_s"] < 0 < excited["rate_phones_s"] and sad["rms_db"] < 0
-    assert report["rtf"]["engine"] > 0 and report["rtf"]["world_stage"] > 0
+    assert report["rtf"]["engine"] > 0 and report["rtf"]["stage"] > 0
+    assert report["rtf"]["world_stage"] == report["rtf"]["stage"]  # the older name

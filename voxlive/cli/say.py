@@ -2,8 +2,8 @@
 
 Every utterance goes through :func:`engine.expression.render`: the emotion's
 rate and pauses in the engine, its pitch, loudness and voice quality (plus
-``--pitch``/``--volume`` and a ``--voice`` reference's adaptation) in one WORLD
-pass. Without any of those the samples are the engine's own, bit for bit.
+``--pitch``/``--volume`` and a ``--voice`` reference's adaptation) in one
+expressive stage. Without any of those the samples are the engine's own, bit for bit.
 ``--demo-grid`` renders one sentence in every emotion (``voxlive/cli/demo_grid.py``).
 """
 
