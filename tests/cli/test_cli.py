@@ -117,6 +117,8 @@ def test_bench_engine_json_has_the_documented_keys(tmp_path, capsys) -> None:
         "1,2",
         "--repeats",
         "2",
+        "--items",
+        "4",
     ]
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
