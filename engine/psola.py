@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .dsp import cubic, noise, one_pole, shelf
-from .world import VoiceTransform, soft_limit
+from .world import VoiceTransform, contour_window, soft_limit
 
 __all__ = ["PsolaAdapter"]
 
@@ -80,9 +80,6 @@ class PsolaAdapter:
     Raises:
         ValueError: ``center_hz`` is not positive.
     """
-
-    CONTOUR_S = 0.5
-    """Length of a phrase-end pitch movement (at most half the phrase)."""
 
     def __init__(self, transform: VoiceTransform, sample_rate: int, center_hz: float) -> None:
         if center_hz <= 0:
@@ -136,11 +133,9 @@ class PsolaAdapter:
 
         Call before feeding the phrase's samples.
         """
-        if not self.transform.end_contour_st or end <= start:
-            return
-        length = min(int(self.CONTOUR_S * self.sample_rate), (end - start) // 2)
-        if length > 0:
-            self.phrases.append((end - length, end))
+        window = contour_window(self.transform, self.sample_rate, start, end)
+        if window is not None:
+            self.phrases.append(window)
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """Feed samples; returns the adapted samples now final."""

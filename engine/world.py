@@ -22,18 +22,20 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from .pitch import FRAME_PERIOD_MS, yin_median, yin_track
 
 __all__ = [
+    "CONTOUR_S",
     "Analysis",
     "StreamAdapter",
     "VoiceTransform",
     "analyze",
     "apply",
+    "contour_window",
     "f0_statistics",
     "pyworld",
     "soft_limit",
@@ -286,6 +288,24 @@ def _reshape_envelope(sp: np.ndarray, sample_rate: int, tr: VoiceTransform) -> n
     return np.maximum(out, 1e-16)
 
 
+CONTOUR_S: Final = 0.5
+"""Length of a phrase-end pitch movement (at most half the phrase), seconds."""
+
+
+def contour_window(
+    transform: VoiceTransform, sample_rate: int, start: int, end: int
+) -> tuple[int, int] | None:
+    """Where a phrase spanning samples ``[start, end)`` gets its end contour, or None.
+
+    The last :data:`CONTOUR_S` of the phrase (at most its second half); None when
+    the transform has no end contour or the phrase is empty.
+    """
+    if not transform.end_contour_st or end <= start:
+        return None
+    length = min(int(CONTOUR_S * sample_rate), (end - start) // 2)
+    return (end - length, end) if length > 0 else None
+
+
 class StreamAdapter:
     """Apply a :class:`VoiceTransform` to audio arriving in chunks.
 
@@ -299,9 +319,6 @@ class StreamAdapter:
     boundaries never show in the pitch. A transform that only changes the
     level skips WORLD: the gain and the soft limiter apply with no look-ahead.
     """
-
-    CONTOUR_S = 0.5
-    """Length of a phrase-end pitch movement (at most half the phrase)."""
 
     def __init__(
         self,
@@ -332,11 +349,9 @@ class StreamAdapter:
         Call before feeding the phrase's samples (e.g. when a sentence's first
         chunk, which carries its durations, arrives).
         """
-        if not self.transform.end_contour_st or end <= start:
-            return
-        length = min(int(self.CONTOUR_S * self.sample_rate), (end - start) // 2)
-        if length > 0:
-            self.phrases.append((end - length, end))
+        window = contour_window(self.transform, self.sample_rate, start, end)
+        if window is not None:
+            self.phrases.append(window)
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """Feed samples; returns the adapted samples now final."""
