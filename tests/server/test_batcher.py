@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -67,6 +68,16 @@ class Recorder:
         return {e[0] for e in self.events}
 
 
+def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout_s`` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
 @pytest.fixture
 def engine():
     return FakeEngine(samples_per_char=200, chunk_samples=1024)
@@ -102,16 +113,13 @@ def test_a_cancelled_job_makes_no_more_audio(engine):
         u = Recorder(engine, "u")
         jobs = u.jobs(engine, "A very long sentence that takes many steps to finish speaking.")
         batcher.submit(jobs)
-        deadline = time.monotonic() + 10
-        while not u.chunks and time.monotonic() < deadline:
-            time.sleep(0.005)
+        assert until(lambda: bool(u.chunks))
         for job in jobs:
             job.cancelled = True
         u.performance.cancel()
         with u.lock:
             seen = len(u.chunks)
-        time.sleep(0.2)
-        assert batcher.active == 0 and batcher.queued == 0
+        assert until(lambda: batcher.active == 0 and batcher.queued == 0)
     finally:
         batcher.stop()
     assert 1 <= len(u.chunks) <= seen + 1  # at most the step in progress
@@ -124,7 +132,7 @@ def test_a_job_whose_deadline_passed_in_the_queue_expires(engine):
     try:
         busy, late = Recorder(engine, "a"), Recorder(engine, "b")
         batcher.submit(busy.jobs(engine, "A long sentence keeps the only slot busy for a while."))
-        time.sleep(0.05)
+        assert until(lambda: bool(busy.chunks))  # the only slot is taken
         batcher.submit(late.jobs(engine, "Hello.", deadline=time.monotonic() + 0.01))
         assert late.over.wait(10) and busy.over.wait(10)
     finally:
@@ -175,10 +183,11 @@ def test_a_full_queue_refuses_with_a_retry_hint(engine):
 def test_a_paused_owner_gets_nothing_until_it_reads_again(engine):
     batcher = running(engine, max_active=4)
     try:
-        u = Recorder(engine, "u")
+        u, other = Recorder(engine, "u"), Recorder(engine, "other")
         u.paused = True
         batcher.submit(u.jobs(engine, "Nothing yet."))
-        time.sleep(0.1)
+        batcher.submit(other.jobs(engine, "Someone else speaks."))
+        assert other.over.wait(10)  # the batcher ran past the paused job meanwhile
         assert not u.chunks and batcher.queued == 1
         u.paused = False
         assert u.over.wait(10)
