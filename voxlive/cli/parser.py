@@ -94,26 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="one sentence in every emotion at intensities 0.5 and 1: WAVs, grid.json and "
         "index.html (a page to play them side by side) in OUTDIR",
     )
-    say.add_argument(
-        "--emotion",
-        metavar="NAME",
-        help="emotion or synonym, e.g. happy, sad, 开心 (list: `voxlive emotions`)",
-    )
-    say.add_argument(
-        "--intensity",
-        type=float,
-        metavar="X",
-        help=INTENSITY.flag_help(f"{DEFAULT_INTENSITY:g}"),
-    )
-    say.add_argument(
-        "--pitch", type=float, default=PITCH.default, metavar="ST", help=PITCH.flag_help()
-    )
-    say.add_argument(
-        "--volume", type=float, default=VOLUME.default, metavar="DB", help=VOLUME.flag_help()
-    )
+    _controls(say, intensity_default=f"{DEFAULT_INTENSITY:g}")
     _engine_options(say)
-    say.add_argument("--speed", type=float, default=SPEED.default, help=SPEED.flag_help())
-    say.add_argument("--seed", type=int, help=SEED.help)
     say.add_argument(
         "--deterministic", action="store_true", help="no sampling noise (same text → same samples)"
     )
@@ -164,20 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="WAV file; with -f, the directory for the WAVs",
     )
     _client_options(client)
-    client.add_argument("--speed", type=float, default=SPEED.default, help=SPEED.flag_help())
-    client.add_argument(
-        "--emotion", metavar="NAME", help="emotion name or synonym (happy, 开心, furious, …)"
-    )
-    client.add_argument(
-        "--intensity", type=float, metavar="X", help=INTENSITY.flag_help("the server's")
-    )
-    client.add_argument(
-        "--pitch", type=float, default=PITCH.default, metavar="ST", help=PITCH.flag_help()
-    )
-    client.add_argument(
-        "--volume", type=float, default=VOLUME.default, metavar="DB", help=VOLUME.flag_help()
-    )
-    client.add_argument("--seed", type=int, help=SEED.help)
+    _controls(client, intensity_default="the server's")
     client.add_argument(
         "--timeout", type=float, default=120.0, metavar="SECONDS", help="seconds per utterance"
     )
@@ -289,6 +258,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--intensity", type=float, help="their " + INTENSITY.flag_help("the server's")
     )
     return parser
+
+
+def _controls(p: argparse.ArgumentParser, *, intensity_default: str) -> None:
+    """How an utterance is spoken: the same flags for ``say`` and ``client``."""
+    p.add_argument(
+        "--emotion",
+        metavar="NAME",
+        help="emotion or synonym, e.g. happy, sad, 开心, furious (list: `voxlive emotions`)",
+    )
+    p.add_argument(
+        "--intensity", type=float, metavar="X", help=INTENSITY.flag_help(intensity_default)
+    )
+    p.add_argument("--speed", type=float, default=SPEED.default, help=SPEED.flag_help())
+    p.add_argument(
+        "--pitch", type=float, default=PITCH.default, metavar="ST", help=PITCH.flag_help()
+    )
+    p.add_argument(
+        "--volume", type=float, default=VOLUME.default, metavar="DB", help=VOLUME.flag_help()
+    )
+    p.add_argument("--seed", type=int, help=SEED.help)
 
 
 def _client_options(p: argparse.ArgumentParser) -> None:
