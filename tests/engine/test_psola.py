@@ -11,6 +11,8 @@ from voxlive.engine.psola import PsolaAdapter
 from voxlive.engine.voice import SynthesisParams
 from voxlive.engine.world import LIMIT_KNEE, VoiceTransform
 
+from .stage_feed import feed_in_chunks
+
 RATE = 22050
 CENTER = 88.0
 TEXT = (
@@ -23,16 +25,6 @@ TEXT = (
 def speech(voice):
     (audio,) = voice.synthesize_texts([TEXT], SynthesisParams(seed=4))
     return audio
-
-
-def _stream(adapter, audio, sizes=(4096, 8192, 16384, 32768)):
-    outs, i, k = [], 0, 0
-    while i < len(audio):
-        n = sizes[min(k, len(sizes) - 1)]
-        outs.append(adapter.process(audio[i : i + n]))
-        i, k = i + n, k + 1
-    outs.append(adapter.flush())
-    return outs
 
 
 def _whole(transform, audio):
@@ -62,7 +54,7 @@ MOVES = VoiceTransform(f0_shift_st=3.0, f0_range=1.3, formant_scale=1.08, tilt_d
 
 def test_length_is_kept_in_every_chunking(speech) -> None:
     for sizes in [(4096,), (1000, 7, 30000), (len(speech),)]:
-        y = np.concatenate(_stream(PsolaAdapter(MOVES, RATE, CENTER), speech, sizes))
+        y = np.concatenate(feed_in_chunks(PsolaAdapter(MOVES, RATE, CENTER), speech, sizes))
         assert len(y) == len(speech)
 
 
@@ -76,7 +68,7 @@ def test_streamed_output_equals_whole_output(speech) -> None:
     y = np.concatenate([whole.process(speech), whole.flush()])
     streamed = PsolaAdapter(transform, RATE, CENTER)
     streamed.phrase(2000, len(speech) - 3000)
-    outs = _stream(streamed, speech, (777, 4096, 12345))
+    outs = feed_in_chunks(streamed, speech, (777, 4096, 12345))
     assert np.abs(np.concatenate(outs) - y).max() < 1e-5
 
 
@@ -102,7 +94,7 @@ def test_a_wider_range_widens_the_measured_range(speech) -> None:
 
 
 def test_identity_changes_nothing_and_a_null_move_almost_nothing(speech) -> None:
-    identity = np.concatenate(_stream(PsolaAdapter(VoiceTransform(), RATE, CENTER), speech))
+    identity = np.concatenate(feed_in_chunks(PsolaAdapter(VoiceTransform(), RATE, CENTER), speech))
     assert np.array_equal(identity, speech)
     # Every grain cut and laid down again where it was: the windows sum to one.
     null = _whole(VoiceTransform(f0_shift_st=1e-9), speech)

@@ -19,6 +19,8 @@ from voxlive.engine.world import (
     yin_median,
 )
 
+from .stage_feed import feed_in_chunks
+
 RATE = 22050
 PROBE = "Please call Stella and ask her to bring these things with her from the store."
 REFERENCE = (
@@ -106,23 +108,13 @@ def test_fitting_recovers_known_speakers_and_raises_similarity(
 # -- streaming adaptation ---------------------------------------------------------------
 
 
-def _stream(adapter, audio, sizes=(4096, 8192, 16384, 32768)):
-    outs, i, k = [], 0, 0
-    while i < len(audio):
-        n = sizes[min(k, len(sizes) - 1)]
-        outs.append(adapter.process(audio[i : i + n]))
-        i, k = i + n, k + 1
-    outs.append(adapter.flush())
-    return outs
-
-
 @pytest.mark.slow
 def test_streamed_adaptation_keeps_length_moves_pitch_and_has_no_seams(reference_analysis):
     from voxlive.engine.world import StreamAdapter
 
     audio, _ = reference_analysis
     adapter = StreamAdapter(VoiceTransform(f0_shift_st=4.0, formant_scale=1.1), RATE, 88.0)
-    outs = _stream(adapter, audio)
+    outs = feed_in_chunks(adapter, audio)
     y = np.concatenate(outs)
     assert len(y) == len(audio)
     moved = 12 * np.log2(yin_median(y, RATE) / yin_median(audio, RATE))
@@ -144,6 +136,6 @@ def test_adapted_speech_stays_intelligible(voice):
     heard = []
     transform = VoiceTransform(f0_shift_st=5.0, formant_scale=1.12, tilt_db_per_octave=2.0)
     for audio in voice.synthesize_texts(judged, SynthesisParams(seed=3)):
-        y = np.concatenate(_stream(StreamAdapter(transform, RATE, 88.0), audio))
+        y = np.concatenate(feed_in_chunks(StreamAdapter(transform, RATE, 88.0), audio))
         heard.append(transcribe(whisper, y, RATE))
     assert wer(judged, heard) <= 0.12, list(zip(judged, heard))

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from voxlive.engine.interface import Engine
 from voxlive.engine.speaker import SpeakerEncoder
 from voxlive.engine.voice import Voice
 from voxlive.protocol.codec import decode_server, encode_client
@@ -30,12 +31,18 @@ def shared_speaker() -> SpeakerEncoder:
 
 
 @contextlib.asynccontextmanager
-async def run_server(voice: Voice, **overrides: Any) -> AsyncIterator[App]:
-    """Start an App on a free port in this loop; stop it (gracefully) on exit."""
+async def run_server(
+    voice: Voice | Engine, speaker: SpeakerEncoder | None = None, **overrides: Any
+) -> AsyncIterator[App]:
+    """Start an App on a free port in this loop; stop it (gracefully) on exit.
+
+    ``voice``: a voice or any engine; ``speaker``: the speaker encoder (the shared
+    real one by default).
+    """
     config = Config(port=0, **overrides)
     stop = asyncio.Event()
     ready = asyncio.Event()
-    app = App(config, voice, shared_speaker())
+    app = App(config, voice, speaker or shared_speaker())
     task = asyncio.create_task(app.serve(stop, lambda _: ready.set()))
     await asyncio.wait_for(ready.wait(), 30)
     try:

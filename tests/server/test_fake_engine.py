@@ -7,7 +7,6 @@ with real sockets and the real protocol, in well under a second each.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import numpy as np
 
@@ -26,24 +25,14 @@ from voxlive.protocol.messages import (
     Started,
 )
 from voxlive.protocol.types import UtteranceId
-from voxlive.server.app import App
-from voxlive.server.config import Config
 
 from ..fakes import FakeEngine, FakeSpeaker, tone
-from .harness import collect, open_session, run
+from .harness import collect, open_session, run, run_server
 
 
-@contextlib.asynccontextmanager
-async def fake_server(engine: FakeEngine, **overrides):
-    stop, ready = asyncio.Event(), asyncio.Event()
-    app = App(Config(port=0, **overrides), engine, FakeSpeaker())
-    task = asyncio.create_task(app.serve(stop, lambda _: ready.set()))
-    await asyncio.wait_for(ready.wait(), 10)
-    try:
-        yield app
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
+def fake_server(engine: FakeEngine, **overrides):
+    """A server over the fake engine (and a fake speaker encoder)."""
+    return run_server(engine, FakeSpeaker(), **overrides)
 
 
 def speak(uid: str, text: str, **options) -> bytes | str:
