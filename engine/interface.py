@@ -40,6 +40,7 @@ __all__ = [
     "Engine",
     "FinalChunk",
     "Listener",
+    "ModelMissing",
     "Performance",
     "Precision",
     "Sentence",
@@ -50,12 +51,17 @@ __all__ = [
     "TextError",
     "TextErrorCode",
     "Timed",
+    "VoiceInfo",
 ]
 
 Precision: TypeAlias = Literal["float32", "bfloat16", "float16"]
 """dtype of an engine's heavy layers (float16 is for CUDA)."""
 
 TextErrorCode: TypeAlias = Literal["empty_text", "text_too_long", "unsupported_language"]
+
+
+class ModelMissing(FileNotFoundError):
+    """A voice's model files are not installed (the message says how to install them)."""
 
 
 class TextError(ValueError):
@@ -85,6 +91,23 @@ class Sentence:
     """The model's input ids for this sentence (their layout is the engine's business)."""
     words: list[str]
     """The words of :attr:`text`, for word marks (best effort)."""
+    voice: str = ""
+    """The built-in voice that speaks it (see :attr:`Engine.voices`); empty: the engine's
+    only voice."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceInfo:
+    """A built-in voice an engine speaks."""
+
+    name: str
+    """What ``speak.voice`` names it by (``en``, ``zh``)."""
+    language: str
+    """BCP 47 tag (``en-US``, ``zh-CN``)."""
+    sample_rate: int
+    """Its own output rate, Hz."""
+    license: str
+    """Terms of its weights (and of the data they were trained on), in a line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,11 +265,18 @@ class Engine(Protocol):
         """Canonical emotion names :class:`Controls` may take."""
 
     @property
+    def voices(self) -> tuple[VoiceInfo, ...]:
+        """The built-in voices it speaks (at least one)."""
+
+    @property
     def emotion_aliases(self) -> Mapping[str, str]:
         """Synonyms callers may accept, each mapped to its canonical name."""
 
-    def prepare(self, text: str) -> Text:
+    def prepare(self, text: str, voice: str | None = None) -> Text:
         """Text → sentences (the front end). Thread-safe.
+
+        ``voice`` names the utterance's built-in voice (None: the engine's default;
+        ``"auto"``: the text's script picks); an engine with one voice ignores it.
 
         Raises:
             TextError: empty, too long, or unsupported text (``code`` says which).

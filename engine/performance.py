@@ -25,7 +25,7 @@ from .interface import FinalChunk, Listener, Sentence, SentenceMarks
 from .layout import phrase_span, sentence_marks
 from .streaming import AudioChunk, SynthesisParams, SynthesisRequest
 
-__all__ = ["StageThread", "VitsPerformance"]
+__all__ = ["OrderedPerformance", "StageThread", "VitsPerformance"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,24 +46,16 @@ class StageThread:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-class VitsPerformance:
-    """See module docstring. Thread-safe: fed by the engine thread, ended by the caller."""
+class OrderedPerformance:
+    """One utterance's sentences put back in order (the engine-independent part).
 
-    def __init__(
-        self,
-        expression: Expression,
-        params: SynthesisParams,
-        sample_rate: int,
-        listener: Listener,
-        stages: StageThread,
-    ) -> None:
-        self.expression = expression
-        self.params = params
-        """The utterance's engine controls; sentence ``i`` uses ``params.offset_seed(i)``."""
+    Thread-safe: fed by the engine thread, ended and cancelled by the caller. A
+    subclass says what happens to each chunk in order (``_pass_on``) and after the
+    last sentence (``_close``), both with the lock held.
+    """
+
+    def __init__(self, listener: Listener) -> None:
         self.listener = listener
-        self.stage: Stage | None = expression.stage(sample_rate)
-        """The expressive stage (emotion and voice in one pass); None: engine output as is."""
-        self._stages = stages
         self._lock = threading.Lock()
         self._next = 0  # the sentence whose chunks go out now
         self._held: dict[int, list[tuple[Sentence, AudioChunk]]] = {}
@@ -71,12 +63,6 @@ class VitsPerformance:
         self._count: int | None = None  # sentences in the utterance, once known
         self._ended = False
         self.cancelled = False
-
-    def request(self, index: int, sentence: Sentence) -> SynthesisRequest:
-        """Sentence ``index``'s engine request (pause scales and seed included)."""
-        return self.expression.request(
-            sentence.ids, sentence.phonemes, self.params.offset_seed(index)
-        )
 
     # -- caller's thread ---------------------------------------------------------------
 
@@ -108,6 +94,45 @@ class VitsPerformance:
                 self._next += 1
             self._maybe_end()
 
+    def _maybe_end(self) -> None:
+        """After the last sentence: the closing chunk (lock held)."""
+        if self._ended or self.cancelled or self._count is None or self._next < self._count:
+            return
+        self._ended = True
+        self._close()
+
+    def _pass_on(self, index: int, sentence: Sentence, chunk: AudioChunk) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        self.listener.audio(FinalChunk(np.zeros(0, np.float32), None, True, end=True))
+
+
+class VitsPerformance(OrderedPerformance):
+    """See module docstring."""
+
+    def __init__(
+        self,
+        expression: Expression,
+        params: SynthesisParams,
+        sample_rate: int,
+        listener: Listener,
+        stages: StageThread,
+    ) -> None:
+        super().__init__(listener)
+        self.expression = expression
+        self.params = params
+        """The utterance's engine controls; sentence ``i`` uses ``params.offset_seed(i)``."""
+        self.stage: Stage | None = expression.stage(sample_rate)
+        """The expressive stage (emotion and voice in one pass); None: engine output as is."""
+        self._stages = stages
+
+    def request(self, index: int, sentence: Sentence) -> SynthesisRequest:
+        """Sentence ``index``'s engine request (pause scales and seed included)."""
+        return self.expression.request(
+            sentence.ids, sentence.phonemes, self.params.offset_seed(index)
+        )
+
     def _pass_on(self, index: int, sentence: Sentence, chunk: AudioChunk) -> None:
         """Marks, phrase span and samples of one chunk, in utterance order (lock held)."""
         marks: SentenceMarks | None = None
@@ -125,13 +150,9 @@ class VitsPerformance:
             stage, samples, last = self.stage, chunk.samples, chunk.is_last
             self._stages.submit(lambda: self._staged(stage, index, samples, phrase, marks, last))
 
-    def _maybe_end(self) -> None:
-        """After the last sentence: the closing chunk (lock held)."""
-        if self._ended or self.cancelled or self._count is None or self._next < self._count:
-            return
-        self._ended = True
+    def _close(self) -> None:
         if self.stage is None:
-            self.listener.audio(FinalChunk(np.zeros(0, np.float32), None, True, end=True))
+            super()._close()
         else:
             stage = self.stage
             self._stages.submit(lambda: self._flushed(stage))

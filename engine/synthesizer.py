@@ -27,16 +27,18 @@ import numpy as np
 
 from . import registration
 from .adapt import Probe
-from .emotion import DEFAULT_INTENSITY, SPEED_RANGE, check_range
+from .emotion import DEFAULT_INTENSITY, SPEED_RANGE, check_range, resolve
 from .expression import Expression, check_rate, render
+from .interface import Controls
+from .multivoice import AUTO, MultiVoiceEngine, has_han
+from .offline import speak_many
 from .pcm import write_wav
-from .voice import SynthesisParams, Voice
+from .vits import VitsEngine
+from .voice import PROBE_SENTENCE, SynthesisParams, Voice
 from .world import VoiceTransform, yin_median
 
 __all__ = ["PROBE_SENTENCE", "Synthesizer"]
 
-PROBE_SENTENCE = "Please call Stella and ask her to bring these things with her from the store."
-"""What the bundled voice says when a transform is fitted (a phonetically rich classic)."""
 
 ReferenceAudio = str | Path | bytes | tuple[np.ndarray, int]
 
@@ -52,6 +54,7 @@ class Synthesizer:
         self._probe: Probe | None = None
         self._probe_samples: np.ndarray | None = None
         self._center_hz: float | None = None
+        self._multivoice: MultiVoiceEngine | None = None
         self._fits: dict[str, registration.Registration] = {}
         """Registrations by content hash."""
         self._uploads: dict[str, str] = {}
@@ -71,8 +74,12 @@ class Synthesizer:
         intensity: float = DEFAULT_INTENSITY,
         pitch: float = 0.0,
         volume: float = 0.0,
+        lang: str | None = None,
     ) -> np.ndarray:
         """One text to a float32 waveform at :attr:`sample_rate`.
+
+        Chinese is spoken by the Mandarin voice (loaded on first use), English by the
+        English one, mixed text run by run.
 
         Args:
             emotion: an emotion or synonym (``"happy"``, ``"furious"``, ``"伤心"``, …);
@@ -84,6 +91,8 @@ class Synthesizer:
             intensity: how strongly the emotion shows, 0 (neutral) to 1.
             pitch: pitch change in semitones (−12…12), on top of the emotion's.
             volume: level change in dB (−30…12), on top of the emotion's.
+            lang: the voice for text in no particular script (digits): ``"en"``,
+                ``"zh"``, or ``"auto"``/None (by the text's main script).
 
         Raises:
             ValueError: bad text (``engine.frontend.TextError``), a bad reference
@@ -100,6 +109,7 @@ class Synthesizer:
             intensity=intensity,
             pitch=pitch,
             volume=volume,
+            lang=lang,
         )[0]
 
     def tts_batch(
@@ -114,6 +124,7 @@ class Synthesizer:
         intensity: float | Sequence[float] = DEFAULT_INTENSITY,
         pitch: float = 0.0,
         volume: float = 0.0,
+        lang: str | None = None,
     ) -> list[np.ndarray]:
         """Several texts, synthesized as one batch; each may have its own emotion,
         intensity and reference (controls as :meth:`tts`).
@@ -145,13 +156,46 @@ class Synthesizer:
                 emotion=emotion, intensity=k, pitch_st=pitch_st, volume_db=volume
             )
             check_rate(expr, params, f"item {i}: " if n > 1 else "")
-        results = [self.voice.frontend.process(t) for t in texts]
+        if lang not in (None, AUTO, "en", "zh"):
+            raise ValueError(f"lang must be auto, en or zh, got {lang!r}")
         voices = [None if r is None else self.register(r).transform for r in refs]
+        if lang == "zh" or any(has_han(t) for t in texts):
+            controls = [
+                Controls(
+                    emotion="neutral" if e is None else resolve(e),
+                    intensity=k,
+                    speed=speed,
+                    pitch_st=pitch_st,
+                    volume_db=volume,
+                    seed=seed,
+                    voice=v,
+                )
+                for e, k, v in zip(emotions, intensities, voices)
+            ]
+            engine = self.multivoice()
+            prepared = [engine.prepare(t, lang or AUTO) for t in texts]
+            return [s.audio for s in speak_many(engine, prepared, controls)]
+        results = [self.voice.frontend.process(t) for t in texts]
         expressions = [
             self.expression(emotion=e, intensity=k, pitch_st=pitch_st, volume_db=volume, voice=v)
             for e, k, v in zip(emotions, intensities, voices)
         ]
         return render(self.voice, results, expressions, [params] * n)
+
+    def multivoice(self) -> MultiVoiceEngine:
+        """Both built-in voices as one engine at :attr:`sample_rate` (built on first use).
+
+        Raises:
+            ModelMissing: the Mandarin voice's files are not installed.
+        """
+        if self._multivoice is None:
+            from .mandarin.engine import MandarinEngine  # torch modules of its own: on use
+
+            english = VitsEngine(self.voice)
+            self._multivoice = MultiVoiceEngine(
+                [english, MandarinEngine.load(str(self.voice.device))], default="en"
+            )
+        return self._multivoice
 
     def expression(
         self,

@@ -25,13 +25,17 @@ from .interface import (
     SentenceRequest,
     Stream,
     Text,
+    VoiceInfo,
 )
 from .performance import StageThread, VitsPerformance
 from .streaming import ItemStream, SynthesisParams
-from .synthesizer import PROBE_SENTENCE
-from .voice import Voice
+from .voice import PROBE_SENTENCE, Voice
 
-__all__ = ["VitsEngine", "VitsStream"]
+__all__ = ["LICENSE", "VOICE_NAME", "VitsEngine", "VitsStream"]
+
+VOICE_NAME = "en"
+"""What ``speak.voice`` names the bundled English voice by."""
+LICENSE = "Piper voice 'joe' (en_US, medium): CC0 per its model card"
 
 
 @dataclass(eq=False, slots=True)
@@ -112,7 +116,11 @@ class VitsEngine:
     def emotion_aliases(self) -> Mapping[str, str]:
         return SYNONYMS
 
-    def prepare(self, text: str) -> Text:
+    @property
+    def voices(self) -> tuple[VoiceInfo, ...]:
+        return (VoiceInfo(VOICE_NAME, self.language, self.sample_rate, LICENSE),)
+
+    def prepare(self, text: str, voice: str | None = None) -> Text:
         return self.voice.frontend.process(text)
 
     def perform(self, controls: Controls, listener: Listener) -> VitsPerformance:

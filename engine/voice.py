@@ -27,11 +27,15 @@ __all__ = [
     "AudioChunk",
     "Batch",
     "ItemStream",
+    "PROBE_SENTENCE",
     "Precision",
     "SynthesisParams",
     "SynthesisRequest",
     "Voice",
 ]
+
+PROBE_SENTENCE = "Please call Stella and ask her to bring these things with her from the store."
+"""What the bundled voice says when a transform is fitted (a phonetically rich classic)."""
 
 
 class Voice(StreamingVoice):

@@ -6,6 +6,7 @@ imports only the standard library and msgpack.
 
 from __future__ import annotations
 
+from .capabilities import AUTO_LANG, BuiltinVoice
 from .codec import (
     decode_audio_frame,
     decode_client,
@@ -78,6 +79,8 @@ __all__ = [
     "AudioSpec",
     "AuthFailed",
     "Cancel",
+    "AUTO_LANG",
+    "BuiltinVoice",
     "Capabilities",
     "ClientMessage",
     "CloseCode",

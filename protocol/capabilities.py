@@ -11,7 +11,10 @@ from types import MappingProxyType
 
 from .types import AUDIO_FORMATS, AudioFormat
 
-__all__ = ["Capabilities", "Limits"]
+__all__ = ["AUTO_LANG", "BuiltinVoice", "Capabilities", "Limits"]
+
+AUTO_LANG = "auto"
+"""``speak.lang`` that lets the text's script pick the built-in voice (SPEC.md §4.4, v1.4)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,25 @@ class Limits:
     def __post_init__(self) -> None:
         for limit in fields(self):
             _require_positive(limit.name, getattr(self, limit.name))
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltinVoice:
+    """A voice the server speaks without registration (``capabilities.builtin_voices``)."""
+
+    voice: str
+    """Its name, for ``speak.voice``."""
+    language: str
+    """BCP 47 tag (``en-US``, ``zh-CN``)."""
+    sample_rate: int
+    """Its own rate in Hz (output is resampled to the session's rate)."""
+    license: str
+    """Terms of its weights and training data, in a line."""
+
+    @property
+    def lang(self) -> str:
+        """The primary language subtag (``en``, ``zh``): what ``speak.lang`` names."""
+        return self.language.split("-")[0].lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +97,10 @@ class Capabilities:
     ``emotions`` (``{"开心": "happy", "furious": "angry"}``; SPEC.md §4.4, v1.3). Kept
     as a read-only copy, so the caller's dict may change afterwards."""
 
+    builtin_voices: tuple[BuiltinVoice, ...] = ()
+    """The built-in voices in detail (v1.4; empty from older servers): each one's name is
+    also in ``voices``. Their languages are what ``speak.lang`` may name."""
+
     def __post_init__(self) -> None:
         if not 8000 <= self.default_sample_rate <= 48000:
             raise ValueError(f"default_sample_rate out of range: {self.default_sample_rate}")
@@ -90,6 +116,10 @@ class Capabilities:
                 )
         # Frozen, and not sharing the caller's dict: the session trusts it never changes.
         object.__setattr__(self, "emotion_aliases", MappingProxyType(aliases))
+
+    def languages(self) -> tuple[str, ...]:
+        """The languages (primary subtags) of the built-in voices, in order, once each."""
+        return tuple(dict.fromkeys(v.lang for v in self.builtin_voices))
 
     def resolve_emotion(self, emotion: str) -> str | None:
         """Return the canonical name ``emotion`` stands for, or ``None`` if it is unknown.

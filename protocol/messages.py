@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .capabilities import Capabilities, Limits
+from .capabilities import BuiltinVoice, Capabilities, Limits
 from .controls import INTENSITY, PITCH, SPEED, VOLUME
 from .types import (
     AudioFormat,
@@ -27,6 +27,7 @@ __all__ = [
     "AudioSpec",
     "Append",
     "Cancel",
+    "BuiltinVoice",
     "Capabilities",
     "ClientMessage",
     "Done",
@@ -76,6 +77,10 @@ class SpeakOptions:
 
     voice: str | None = None
     """Voice name from ``capabilities.voices``; ``None`` is the server's default voice."""
+    lang: str | None = None
+    """``"auto"``: the text's script picks the built-in voice; a language of
+    ``capabilities.builtin_voices`` (``"zh"``): that language's voice; ``None``: ``voice``
+    decides (v1.4)."""
     emotion: str | None = None
     """Emotion name from ``capabilities.emotions``; ``None`` is neutral."""
     intensity: float | None = INTENSITY.default

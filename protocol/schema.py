@@ -170,6 +170,7 @@ def _text(f: Fields, limits: Limits) -> str:
 def _options(f: Fields) -> SpeakOptions:
     return SpeakOptions(
         voice=f.get_opt_str("voice", max_len=128),
+        lang=f.get_opt_str("lang", max_len=35),
         emotion=f.get_opt_str("emotion", max_len=128),
         intensity=f.get_float_or_unset(INTENSITY.name, lo=INTENSITY.min, hi=INTENSITY.max),
         speed=_float(f, SPEED),
@@ -224,6 +225,8 @@ def flat_options(options: SpeakOptions | None) -> Wire:
     wire = flat(options)
     if wire.get(INTENSITY.name, 0.0) is None:
         del wire[INTENSITY.name]
+    if "lang" in wire and wire["lang"] is None:
+        del wire["lang"]  # v1.4: a server before it refuses unknown fields
     return wire
 
 

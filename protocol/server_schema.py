@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Final, assert_never
 
+from .capabilities import BuiltinVoice
 from .controls import INTENSITY
 from .errors import UnknownRequest
 from .fields import MISSING, Fields, Missing, show
@@ -86,6 +87,7 @@ def _welcome(msg: Welcome) -> Wire:
         "voices": list(caps.voices),
         "formats": list(caps.formats),
         "emotion_aliases": dict(caps.emotion_aliases),
+        "builtin_voices": [flat(v) for v in caps.builtin_voices],
     }
     return typed(
         "welcome",
@@ -135,7 +137,23 @@ def _welcome_from(f: Fields) -> Welcome:
             formats=_formats(caps),
             voice_registration=caps.get_bool("voice_registration", False),
             emotion_aliases=_emotion_aliases(caps, emotions),
+            builtin_voices=_builtin_voices(caps),
         ),
+    )
+
+
+def _builtin_voices(caps: Fields) -> tuple[BuiltinVoice, ...]:
+    # Absent from servers before v1.4.
+    if not caps.has("builtin_voices"):
+        return ()
+    return tuple(
+        BuiltinVoice(
+            voice=v.get_str("voice", max_len=ANY_LEN),
+            language=v.get_str("language", max_len=ANY_LEN),
+            sample_rate=v.get_int("sample_rate", lo=1, hi=U32_MAX),
+            license=v.get_str("license", max_len=ANY_LEN),
+        )
+        for v in caps.get_map_list("builtin_voices")
     )
 
 

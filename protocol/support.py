@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .capabilities import Capabilities
+from .capabilities import AUTO_LANG, Capabilities
 from .fields import show
 from .messages import SpeakOptions
 
@@ -22,6 +22,10 @@ def unsupported_option(options: SpeakOptions, caps: Capabilities) -> str | None:
     unchecked = caps.voice_registration
     if options.voice is not None and options.voice not in caps.voices and not unchecked:
         return f"voice {show(options.voice)} is not supported; {listing(caps.voices)}"
+    if options.lang is not None and options.lang != AUTO_LANG:
+        if options.lang.lower() not in caps.languages():
+            langs = listing((AUTO_LANG, *caps.languages()))
+            return f"lang {show(options.lang)} is not supported; {langs}"
     if options.pitch != 0.0 and not caps.pitch:
         return "pitch must be 0: this server cannot shift pitch"
     if options.volume != 0.0 and not caps.volume:

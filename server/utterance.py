@@ -35,6 +35,7 @@ from voxlive.engine.interface import (
     TextError,
 )
 from voxlive.engine.world import VoiceTransform
+from voxlive.protocol.capabilities import AUTO_LANG
 from voxlive.protocol.messages import AudioFrame, Done, Error, SpeakOptions
 from voxlive.protocol.types import Status, StreamId, UtteranceId
 
@@ -117,8 +118,12 @@ class Utterance:
             None if options.deadline_ms is None else received_at + options.deadline_ms / 1000
         )
         self.text = TextBuffer()
+        voice = _base_voice(options, engine)
         self.order = SentenceOrder(
-            services.loop, services.frontend_pool, engine.prepare, self._on_text
+            services.loop,
+            services.frontend_pool,
+            lambda text: engine.prepare(text, voice),
+            self._on_text,
         )
         self.performance: Performance | None = None
         self.closed = False  # no more text will come
@@ -355,6 +360,19 @@ class Utterance:
         )
         self.writer.forget(self)
         self.writer.flush()
+
+
+def _base_voice(options: SpeakOptions, engine: Engine) -> str | None:
+    """The built-in voice the utterance asks for: by name, by language, or by script."""
+    names = {v.name: v for v in engine.voices}
+    if options.voice in names:
+        return options.voice
+    if options.lang == AUTO_LANG:
+        return AUTO_LANG
+    if options.lang is not None:
+        lang = options.lang.lower()
+        return next((v.name for v in engine.voices if v.language.lower().startswith(lang)), None)
+    return None
 
 
 class _LoopListener:

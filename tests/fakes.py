@@ -30,6 +30,7 @@ from voxlive.engine.interface import (
     Text,
     TextError,
     Timed,
+    VoiceInfo,
 )
 from voxlive.engine.sentences import split_sentences
 
@@ -119,6 +120,9 @@ class FakeEngine:
 
     sample_rate: int = 22050
     language: str = "en-US"
+    """``zh-…`` makes it speak Han script only (and refuse Latin letters); else Latin only."""
+    name: str = "en"
+    """Its one voice's name."""
     samples_per_char: int = 400
     chunk_samples: int = 4096
     step_delay_s: float = 0.0
@@ -130,10 +134,18 @@ class FakeEngine:
     """Texts of begun sentences, in order."""
     closed: bool = False
 
-    def prepare(self, text: str) -> Text:
+    @property
+    def voices(self) -> tuple[VoiceInfo, ...]:
+        return (VoiceInfo(self.name, self.language, self.sample_rate, "test tones"),)
+
+    def prepare(self, text: str, voice: str | None = None) -> Text:
         if not text.strip():
             raise TextError("empty_text", "text is empty")
-        if any("\u4e00" <= ch <= "\u9fff" for ch in text):
+        han = any("\u4e00" <= ch <= "\u9fff" for ch in text)
+        latin = any(ch.isascii() and ch.isalpha() for ch in text)
+        if self.language.startswith("zh") and latin:
+            raise TextError("unsupported_language", "this fake engine speaks Han script")
+        if not self.language.startswith("zh") and han:
             raise TextError("unsupported_language", "the fake engine speaks Latin script")
         pieces = split_sentences(text)
         sentences = [

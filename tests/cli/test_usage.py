@@ -27,8 +27,14 @@ def help_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return capsys.readouterr().out
 
 
+CHOICES = {"voices": "en", "voice": "zh"}
+"""Settings whose strings name something, and a valid value other than the default."""
+
+
 def sample(name: str) -> str:
     """A valid value for setting ``name`` other than its default, as typed."""
+    if name in CHOICES:
+        return CHOICES[name]
     kind = typing.get_type_hints(Config)[name]
     if typing.get_origin(kind) is typing.Literal:
         return typing.get_args(kind)[-1]

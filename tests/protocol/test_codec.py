@@ -192,6 +192,7 @@ def test_welcome_wire_map_announces_mono_audio_and_capabilities() -> None:
         "formats": ["s16le", "f32le"],
         "voice_registration": False,  # v1.2
         "emotion_aliases": {},  # v1.3
+        "builtin_voices": [],  # v1.4
     }
 
 

@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "spoken (the others are written); 2 for text that cannot be spoken or a bad flag.",
         '  voxlive say "Welcome back to the stream!" -o hi.wav\n'
         '  voxlive say "We won!" -o won.wav --emotion excited --intensity 0.9\n'
+        '  voxlive say "欢迎来到直播间！" -o zh.wav --emotion 开心             the Mandarin voice\n'
+        '  voxlive say "Thank you 谢谢 for the gift!" -o mixed.wav       each language its voice\n'
         "  voxlive say -f lines.txt -o outdir/ --voice ref.wav      0001.wav, 0002.wav, ...\n"
         "  voxlive say --demo-grid grid/                            every emotion, side by side",
     )
@@ -107,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="reference clip (3–30 s of speech; WAV, FLAC, OGG or MP3) to speak like",
+    )
+    say.add_argument(
+        "--lang",
+        choices=("auto", "en", "zh"),
+        default="auto",
+        help="the voice for text in no particular script (digits); Chinese is always spoken "
+        "by the Mandarin voice and English by the English one (default: auto, by script)",
     )
 
     emotions = add_command(

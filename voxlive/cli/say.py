@@ -17,10 +17,14 @@ from voxlive.bench.texts import read_lines
 from voxlive.engine.emotion import DEFAULT_INTENSITY, resolve
 from voxlive.engine.expression import Expression, check_rate, render
 from voxlive.engine.frontend import FrontendResult, TextError
+from voxlive.engine.interface import Controls, ModelMissing, Text
+from voxlive.engine.multivoice import has_han
+from voxlive.engine.offline import speak_many
 from voxlive.engine.pcm import write_wav
 from voxlive.engine.reference import ReferenceAudioError
 from voxlive.engine.synthesizer import Synthesizer
 from voxlive.engine.voice import SynthesisParams
+from voxlive.engine.world import VoiceTransform
 from voxlive.protocol.controls import INTENSITY, PITCH, SPEED, VOLUME
 
 from .demo_grid import grid_clips, run_demo_grid
@@ -115,6 +119,9 @@ def run_say(args: argparse.Namespace) -> int:
         voice = fit.transform
     if args.demo_grid is not None:
         return run_demo_grid(synth, args, params, voice)
+    lines = [args.text] if args.file is None else read_lines(args.file)
+    if args.lang == "zh" or any(has_han(line) for line in lines):
+        return _say_voices(synth, args, lines, emotion, intensity, voice)
     expression = synth.expression(
         emotion=emotion,
         intensity=intensity,
@@ -178,6 +185,53 @@ def _say_lines(
     )
     for n, samples in zip(numbers, audio, strict=True):
         write_wav(outdir / f"{n:04d}.wav", samples, synth.sample_rate)
+    return 0 if len(numbers) == len(lines) else 1
+
+
+def _say_voices(
+    synth: Synthesizer,
+    args: argparse.Namespace,
+    lines: list[str],
+    emotion: str | None,
+    intensity: float,
+    voice: VoiceTransform | None,
+) -> int:
+    """Text with Chinese (or ``--lang zh``): every built-in voice, language run by run."""
+    try:
+        engine = synth.multivoice()
+    except ModelMissing as exc:
+        print(f"voxlive: {exc}", file=sys.stderr)
+        return 2
+    controls = Controls(
+        emotion=emotion or "neutral",
+        intensity=intensity,
+        speed=args.speed,
+        pitch_st=args.pitch,
+        volume_db=args.volume,
+        seed=0 if args.deterministic else args.seed,
+        voice=voice,
+    )
+    numbers: list[int] = []
+    texts: list[Text] = []
+    for n, line in enumerate(lines, start=1):
+        where = f"line {n}: " if args.file is not None else ""
+        try:
+            text = engine.prepare(line, args.lang)
+        except TextError as exc:
+            print(f"voxlive: {where}{exc.code}: {exc}", file=sys.stderr)
+            continue
+        _report_warnings(text.warnings, where)
+        numbers.append(n)
+        texts.append(text)
+    if not texts:
+        return 2 if args.file is None else 1
+    spoken = speak_many(engine, texts, [controls] * len(texts), max_batch=args.batch)
+    if args.file is None:
+        write_wav(args.output, spoken[0].audio, engine.sample_rate)
+        return 0
+    args.output.mkdir(parents=True, exist_ok=True)
+    for n, s in zip(numbers, spoken, strict=True):
+        write_wav(args.output / f"{n:04d}.wav", s.audio, engine.sample_rate)
     return 0 if len(numbers) == len(lines) else 1
 
 

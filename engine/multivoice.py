@@ -1,0 +1,435 @@
+"""Several built-in voices behind one engine interface, and mixed-language utterances.
+
+A :class:`MultiVoiceEngine` holds one engine per built-in voice (the English
+VITS voice, the Mandarin FastSpeech2 voice, …) and is itself an
+:class:`~.interface.Engine`, so the server and its batcher never learn which
+model speaks: every sentence carries the name of the voice that speaks it
+(:attr:`~.interface.Sentence.voice`), ``begin`` and ``step`` hand each
+sentence to its voice's engine, and one ``step`` advances every voice's
+running work in turn.
+
+Text is cut into language runs (``engine/languages.py``): Chinese inside
+English and English inside Chinese are spoken by the voice of their language,
+never dropped. An utterance's consecutive sentences of one voice form a
+*group*, performed by that voice's engine as a performance of its own; groups
+play one after another, at the rate of the default voice (the others are
+resampled), with their marks moved to the utterance's timeline.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .interface import (
+    Controls,
+    Decoded,
+    Engine,
+    FinalChunk,
+    Listener,
+    Performance,
+    Sentence,
+    SentenceMarks,
+    SentenceRequest,
+    Stream,
+    Text,
+    TextError,
+    Timed,
+    VoiceInfo,
+)
+from .languages import Run, split_runs
+from .resample import StreamResampler
+
+__all__ = ["AUTO", "MultiVoiceEngine", "dominant_language", "has_han"]
+
+AUTO = "auto"
+"""The ``voice`` of :meth:`MultiVoiceEngine.prepare` that lets the text's script choose."""
+
+
+def _is_han(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
+def _is_latin(ch: str) -> bool:
+    return ch.isascii() and ch.isalpha()
+
+
+def has_han(text: str) -> bool:
+    """Whether ``text`` holds Chinese characters."""
+    return any(_is_han(ch) for ch in text)
+
+
+def dominant_language(text: str) -> str | None:
+    """``"zh"`` or ``"en"`` by which script has more characters; None for neither."""
+    han = sum(1 for ch in text if _is_han(ch))
+    latin = sum(1 for ch in text if _is_latin(ch))
+    if han == latin == 0:
+        return None
+    # A Chinese character carries about as much as a short English word.
+    return "zh" if 3 * han >= latin else "en"
+
+
+class MultiVoiceEngine:
+    """See module docstring.
+
+    Args:
+        engines: the engines, in the order their voices are listed; each must list
+            its own voices in :attr:`~.interface.Engine.voices`.
+        default: the voice that speaks when none is named; its rate and language are
+            the engine's.
+
+    Raises:
+        ValueError: no engines, an unknown default, a voice listed twice, or engines
+            with different emotion vocabularies.
+    """
+
+    def __init__(self, engines: Sequence[Engine], default: str) -> None:
+        if not engines:
+            raise ValueError("MultiVoiceEngine needs at least one engine")
+        self._by_voice: dict[str, Engine] = {}
+        self._infos: list[VoiceInfo] = []
+        for engine in engines:
+            for info in engine.voices:
+                if info.name in self._by_voice:
+                    raise ValueError(f"voice {info.name!r} is listed twice")
+                self._by_voice[info.name] = engine
+                self._infos.append(info)
+        if default not in self._by_voice:
+            raise ValueError(f"unknown default voice {default!r}; have {', '.join(self._by_voice)}")
+        self.engines = tuple(engines)
+        self.default = default
+        self._main = self._by_voice[default]
+        for engine in engines:
+            if set(engine.emotions) != set(self._main.emotions):
+                raise ValueError("every voice must take the same emotions")
+        self._by_language: dict[str, str] = {}
+        for info in self._infos:  # the first voice of each language speaks its runs
+            self._by_language.setdefault(_primary_subtag(info.language), info.name)
+        self._by_language[_primary_subtag(self.info(default).language)] = default
+
+    # -- what it offers -----------------------------------------------------------------
+
+    @property
+    def sample_rate(self) -> int:
+        return self._main.sample_rate
+
+    @property
+    def language(self) -> str:
+        return self._main.language
+
+    @property
+    def emotions(self) -> tuple[str, ...]:
+        return self._main.emotions
+
+    @property
+    def emotion_aliases(self) -> Mapping[str, str]:
+        return self._main.emotion_aliases
+
+    @property
+    def voices(self) -> tuple[VoiceInfo, ...]:
+        return tuple(self._infos)
+
+    def info(self, voice: str) -> VoiceInfo:
+        """The built-in voice ``voice``.
+
+        Raises:
+            KeyError: no such voice.
+        """
+        for info in self._infos:
+            if info.name == voice:
+                return info
+        raise KeyError(f"no built-in voice {voice!r}")
+
+    def engine_of(self, voice: str) -> Engine:
+        """The engine speaking ``voice``. Raises: KeyError."""
+        return self._by_voice[voice]
+
+    # -- text ---------------------------------------------------------------------------
+
+    def prepare(self, text: str, voice: str | None = None) -> Text:
+        """Cut ``text`` into language runs; each run's sentences name the voice speaking them.
+
+        ``voice`` is the utterance's built-in voice (None: the default; :data:`AUTO`: the
+        text's main script picks): it speaks text in no particular script (``666``).
+
+        Raises:
+            TextError: nothing speakable; text too long; a run no voice can speak.
+        """
+        primary = self._primary(text, voice)
+        sentences: list[Sentence] = []
+        warnings: list[str] = []
+        for run in self._runs(text, primary):
+            name = self._by_language.get(run.lang)
+            if name is None:
+                warnings.append(f"no voice speaks {run.lang!r}: skipped {run.text!r}")
+                continue
+            if _primary_subtag(self.info(primary).language) == run.lang:
+                name = primary
+            try:
+                prepared = self._by_voice[name].prepare(run.text)
+            except TextError as exc:
+                if exc.code != "empty_text":
+                    raise
+                if run.text.strip():
+                    warnings.append(f"nothing speakable in {run.text!r}: skipped")
+                continue
+            sentences.extend(replace(s, voice=name) for s in prepared.sentences)
+            warnings.extend(prepared.warnings)
+        if not sentences:
+            detail = f" ({'; '.join(warnings)})" if warnings else ""
+            raise TextError("empty_text", f"the text holds nothing speakable{detail}")
+        return Text(sentences, warnings)
+
+    def _primary(self, text: str, voice: str | None) -> str:
+        if voice is None:
+            return self.default
+        if voice == AUTO:
+            lang = dominant_language(text)
+            return self.default if lang is None else self._by_language.get(lang, self.default)
+        if voice not in self._by_voice:
+            raise KeyError(f"no built-in voice {voice!r}")
+        return voice
+
+    def _runs(self, text: str, primary: str) -> list[Run]:
+        if len(self._by_language) == 1:
+            return [Run(_primary_subtag(self.language), text)]
+        has_han = any(_is_han(ch) for ch in text)
+        has_latin = any(_is_latin(ch) for ch in text)
+        if has_han and has_latin:
+            return split_runs(text)
+        if has_han:
+            return [Run("zh", text)]
+        if has_latin:
+            return [Run("en", text)]
+        return [Run(_primary_subtag(self.info(primary).language), text)]
+
+    # -- performances -------------------------------------------------------------------
+
+    def perform(self, controls: Controls, listener: Listener) -> MultiPerformance:
+        return MultiPerformance(self, controls, listener)
+
+    def begin(self, requests: Sequence[SentenceRequest]) -> list[MultiStream]:
+        routed = [_own(r.performance).route(r.index, r.sentence) for r in requests]
+        streams: list[MultiStream | None] = [None] * len(requests)
+        for engine in self.engines:
+            mine = [i for i, (e, _) in enumerate(routed) if e is engine]
+            if not mine:
+                continue
+            inner = engine.begin([routed[i][1] for i in mine])
+            for i, s in zip(mine, inner):
+                streams[i] = MultiStream(engine, s)
+        assert all(s is not None for s in streams)
+        return [s for s in streams if s is not None]
+
+    def step(self, streams: Sequence[Stream]) -> Iterator[Decoded]:
+        wrapped = [_stream(s) for s in streams]
+        for engine in self.engines:
+            mine = {id(w.inner): w for w in wrapped if w.engine is engine}
+            if not mine:
+                continue
+            for d in engine.step([w.inner for w in mine.values()]):
+                yield Decoded(mine[id(d.stream)], d.samples, d.is_last)
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.close()
+
+
+@dataclass(eq=False, slots=True)
+class MultiStream:
+    """A sentence in flight on one voice's engine."""
+
+    engine: Engine
+    inner: Stream
+
+    @property
+    def started(self) -> bool:
+        return self.inner.started
+
+    @property
+    def done(self) -> bool:
+        return self.inner.done
+
+    @property
+    def cost(self) -> int:
+        return self.inner.cost
+
+
+class _Group:
+    """Consecutive sentences of one voice: a performance of that voice's engine."""
+
+    def __init__(self, owner: MultiPerformance, voice: str, engine: Engine, rate: int) -> None:
+        self.owner = owner
+        self.voice = voice
+        self.engine = engine
+        self.first = 0  # the utterance's index of its first sentence
+        self.count = 0  # sentences routed to it
+        self.ended = False  # its performance knows its count
+        self.pending: list[FinalChunk] = []  # output waiting for the groups before it
+        self.base = 0  # the utterance's sample where its audio starts
+        self.ratio = rate / engine.sample_rate
+        self.resampler = (
+            None if engine.sample_rate == rate else StreamResampler(engine.sample_rate, rate)
+        )
+        self.performance: Performance = engine.perform(owner.controls, self)
+
+    # Listener: on whatever thread the voice's engine delivers from.
+    def audio(self, chunk: FinalChunk) -> None:
+        self.owner.group_audio(self, chunk)
+
+    def failed(self, reason: str) -> None:
+        self.owner.group_failed(reason)
+
+    def close(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.performance.end(self.count)
+
+
+class MultiPerformance:
+    """One utterance over one or more voices (see module docstring). Thread-safe."""
+
+    def __init__(self, engine: MultiVoiceEngine, controls: Controls, listener: Listener) -> None:
+        self.engine = engine
+        self.controls = controls
+        self.listener = listener
+        self._lock = threading.Lock()
+        # Every voice's engine checks the controls now, so a refusal comes from perform;
+        # the first group of each voice uses the performance made here.
+        self._spare = {
+            id(e): _Group(self, _voice_of(e), e, engine.sample_rate) for e in engine.engines
+        }
+        self._groups: list[_Group] = []
+        self._playing = 0  # the group whose audio goes out now
+        self._routed = 0  # sentences routed so far
+        self._count: int | None = None
+        self._emitted = 0  # samples passed on, at the engine's rate
+        self._done = False
+        self._cancelled = False
+
+    # -- engine thread (begin) ---------------------------------------------------------
+
+    def route(self, index: int, sentence: Sentence) -> tuple[Engine, SentenceRequest]:
+        """Sentence ``index``'s engine and its request there (sentences come in order)."""
+        with self._lock:
+            if index != self._routed:
+                raise ValueError(f"sentence {index} begun before sentence {self._routed}")
+            voice = sentence.voice or self.engine.default
+            engine = self.engine.engine_of(voice)
+            group = self._groups[-1] if self._groups else None
+            if group is None or group.engine is not engine:
+                if group is not None:
+                    group.close()
+                group = self._spare.pop(id(engine), None) or _Group(
+                    self, voice, engine, self.engine.sample_rate
+                )
+                group.first = index
+                self._groups.append(group)
+            local = group.count
+            group.count += 1
+            self._routed += 1
+            if self._count is not None and self._routed == self._count:
+                group.close()
+            return engine, SentenceRequest(group.performance, local, sentence)
+
+    # -- caller's thread -----------------------------------------------------------------
+
+    def end(self, sentences: int) -> None:
+        with self._lock:
+            self._count = sentences
+            if self._routed == sentences and self._groups:
+                self._groups[-1].close()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            groups = list(self._groups) + list(self._spare.values())
+        for group in groups:
+            group.performance.cancel()
+
+    # -- the voices' threads ----------------------------------------------------------
+
+    def group_audio(self, group: _Group, chunk: FinalChunk) -> None:
+        with self._lock:
+            if self._cancelled or self._done:
+                return
+            group.pending.append(chunk)
+            while self._playing < len(self._groups):
+                playing = self._groups[self._playing]
+                finished = self._pass_on(playing)
+                if not finished:
+                    break
+                self._playing += 1
+                if self._playing < len(self._groups):
+                    self._groups[self._playing].base = self._emitted
+            if (
+                self._count is not None
+                and self._playing == len(self._groups)
+                and self._routed == self._count
+            ):
+                self._done = True
+                self.listener.audio(FinalChunk(np.zeros(0, np.float32), None, True, end=True))
+
+    def group_failed(self, reason: str) -> None:
+        with self._lock:
+            if self._cancelled or self._done:
+                return
+            self._done = True
+        self.cancel()
+        self.listener.failed(reason)
+
+    def _pass_on(self, group: _Group) -> bool:
+        """Send the playing group's pending chunks; True once its last one went (lock held)."""
+        pending, group.pending = group.pending, []
+        for chunk in pending:
+            samples = chunk.samples
+            if group.resampler is not None:
+                samples = group.resampler.process(samples)
+                if chunk.end:
+                    samples = np.concatenate([samples, group.resampler.flush()])
+            index = group.first + (group.count - 1 if chunk.sentence is None else chunk.sentence)
+            marks = None if chunk.marks is None else _moved(chunk.marks, group)
+            self._emitted += len(samples)
+            self.listener.audio(FinalChunk(samples, index, chunk.is_last, marks))
+            if chunk.end:
+                return True
+        return False
+
+
+def _moved(marks: SentenceMarks, group: _Group) -> SentenceMarks:
+    """A group's marks on the utterance's timeline and rate."""
+
+    def at(sample: int) -> int:
+        return group.base + round(sample * group.ratio)
+
+    def timed(t: Timed) -> Timed:
+        return Timed(t.text, at(t.start), at(t.end))
+
+    return SentenceMarks(
+        at(marks.start),
+        tuple(timed(w) for w in marks.words),
+        tuple(timed(p) for p in marks.phonemes),
+    )
+
+
+def _voice_of(engine: Engine) -> str:
+    return engine.voices[0].name
+
+
+def _primary_subtag(language: str) -> str:
+    return language.split("-")[0].lower()
+
+
+def _own(performance: object) -> MultiPerformance:
+    if not isinstance(performance, MultiPerformance):
+        raise ValueError("a performance of another engine")
+    return performance
+
+
+def _stream(stream: Stream) -> MultiStream:
+    if not isinstance(stream, MultiStream):
+        raise ValueError("a stream of another engine")
+    return stream
