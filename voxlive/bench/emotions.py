@@ -3,7 +3,9 @@
 For each emotion at each intensity, the same sentences are rendered (one batch,
 one seed) and measured (``engine.measure``): mean pitch, pitch range, speech
 rate, loudness and pause time; the table holds the change from neutral, averaged
-over the sentences. The expressive stage's real-time factor is timed beside the
+over the sentences. Distill-MOS (``voxlive/bench/mos.py``, when installed) judges every
+clip: the table gives neutral's mean and each emotion's change from it (``mos``). The
+expressive stage's real-time factor is timed beside the
 engine's, in the same run (``rtf.stage``; ``rtf.world_stage`` is the same figure under
 its older name). With ``--voice ref.wav`` the table is repeated for
 that registered voice (fitted once, then emotions applied in the same pass).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +28,7 @@ from voxlive.engine.phonemes import PAUSE_PHONEMES
 from voxlive.engine.voice import SynthesisParams, Voice
 from voxlive.engine.world import VoiceTransform
 
+from . import mos as mos_judge
 from .texts import read_lines
 
 __all__ = ["MEASURES", "SENTENCES", "EmotionRun", "bench_emotions", "run_emotions"]
@@ -55,6 +59,8 @@ class EmotionRun:
     texts: list[str]
     audio: dict[tuple[str, float], list[np.ndarray]] = field(default_factory=dict)
     measures: dict[tuple[str, float], list[ProsodyMeasure]] = field(default_factory=dict)
+    mos: dict[tuple[str, float], list[float]] = field(default_factory=dict)
+    """Distill-MOS of each clip (empty without the judge)."""
     engine_s: float = 0.0
     stage_s: float = 0.0
     stage_audio_s: float = 0.0
@@ -72,16 +78,27 @@ class EmotionRun:
         """Neutral's absolute means and every emotion's change from it."""
         intensities = sorted({k for (e, k) in self.measures if e != "neutral"})
         return {
-            "neutral": {key: round(self.mean("neutral", 0.0, key), 3) for key in MEASURES},
+            "neutral": {key: round(self.mean("neutral", 0.0, key), 3) for key in MEASURES}
+            | self._mos("neutral", 0.0),
             "change": {
                 e: {
                     str(k): {key: round(self.delta(e, k, key), 3) for key in MEASURES}
+                    | self._mos(e, k, relative=True)
                     for k in intensities
                 }
                 for e in EMOTIONS
                 if e != "neutral"
             },
         }
+
+    def _mos(self, emotion: str, intensity: float, relative: bool = False) -> dict[str, float]:
+        """``{"mos": mean}`` (less neutral's mean when ``relative``); ``{}`` without a judge."""
+        if (emotion, intensity) not in self.mos:
+            return {}
+        value = float(np.mean(self.mos[(emotion, intensity)]))
+        if relative:
+            value -= float(np.mean(self.mos[("neutral", 0.0)]))
+        return {"mos": round(value, 3)}
 
 
 def run_emotions(
@@ -92,10 +109,12 @@ def run_emotions(
     transform: VoiceTransform | None = None,
     intensities: tuple[float, ...] = (0.5, 1.0),
     seed: int = 1,
+    judge: Callable[[np.ndarray, int], float] | None = None,
 ) -> EmotionRun:
     """Render ``texts`` neutral and in every emotion at every intensity, and measure.
 
-    ``transform`` is a registered voice's fitted transform (None: the bundled voice).
+    ``transform`` is a registered voice's fitted transform (None: the bundled voice);
+    ``judge`` scores each clip's quality (Distill-MOS), if given.
     Each rendering is one batch of all texts with the same seed, so only the
     emotion differs between them.
     """
@@ -121,6 +140,8 @@ def run_emotions(
         run.measures[(emotion, k)] = [
             measure(a, voice.sample_rate, n) for a, n in zip(audio, phones)
         ]
+        if judge is not None:
+            run.mos[(emotion, k)] = [judge(a, voice.sample_rate) for a in audio]
     return run
 
 
@@ -144,8 +165,12 @@ def bench_emotions(args: argparse.Namespace) -> dict[str, object]:
         fit = synth.register(args.voice)
         voices["registered"] = fit.transform
         fits["registered"] = fit.summary
+    judge = None
+    if args.mos and mos_judge.available():
+        judge = mos_judge.mos
     report: dict[str, object] = {
         "sentences": len(texts),
+        "mos": "Distill-MOS" if judge is not None else f"not measured ({mos_judge.INSTALL_HINT})",
         "intensities": list(intensities),
         "center_hz": round(center, 2),
         "voices": {},
@@ -153,7 +178,12 @@ def bench_emotions(args: argparse.Namespace) -> dict[str, object]:
     engine_s = stage_s = engine_audio = stage_audio = 0.0
     for name, transform in voices.items():
         run = run_emotions(
-            synth.voice, texts, center_hz=center, transform=transform, intensities=intensities
+            synth.voice,
+            texts,
+            center_hz=center,
+            transform=transform,
+            intensities=intensities,
+            judge=judge,
         )
         report["voices"][name] = run.table() | ({"fit": fits[name]} if name in fits else {})  # type: ignore[index]
         engine_s += run.engine_s
@@ -181,15 +211,18 @@ def format_emotions_report(report: dict[str, object]) -> str:
             f"range {neutral['f0_range_st']:.2f} st, {neutral['rate_phones_s']:.2f} phones/s, "
             f"{neutral['rms_db']:.2f} dBFS"
         )
+        if "mos" in neutral:
+            lines[-1] += f", MOS {neutral['mos']:.2f}"
         lines.append(
             f"  {'emotion':<10} {'k':>4} {'ΔF0 st':>8} {'Δrange':>8} {'Δrate':>8} "
-            f"{'ΔRMS dB':>8} {'Δpause s':>9}"
+            f"{'ΔRMS dB':>8} {'Δpause s':>9} {'ΔMOS':>6}"
         )
         for emotion, by_k in table["change"].items():
             for k, d in by_k.items():
+                mos = f"{d['mos']:>+6.2f}" if "mos" in d else f"{'—':>6}"
                 lines.append(
                     f"  {emotion:<10} {k:>4} {d['f0_mean_st']:>+8.2f} {d['f0_range_st']:>+8.2f} "
-                    f"{d['rate_phones_s']:>+8.2f} {d['rms_db']:>+8.2f} {d['pause_s']:>+9.3f}"
+                    f"{d['rate_phones_s']:>+8.2f} {d['rms_db']:>+8.2f} {d['pause_s']:>+9.3f} {mos}"
                 )
     rtf = report["rtf"]
     lines.append(f"RTF: engine {rtf['engine']}, expressive stage {rtf['stage']}")  # type: ignore[index]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from voxlive.bench import mos as mos_judge
 from voxlive.engine.emotion import EMOTIONS
 from voxlive.engine.expression import check_rate, render
 from voxlive.engine.frontend import FrontendResult, TextError
@@ -48,13 +49,14 @@ INTENSITIES = (0.5, 1.0)
 DEFAULT_SEED = 1
 """Noise seed when neither ``--seed`` nor ``--deterministic`` is given (the same for
 every clip, so the clips differ by their emotion only)."""
-MEASURES = ("f0_mean_st", "f0_range_st", "rate_phones_s", "rms_db")
+MEASURES = ("f0_mean_st", "f0_range_st", "rate_phones_s", "rms_db", "mos")
 """The measured figures shown on the page (``grid.json`` has all of ``ProsodyMeasure``)."""
 _LABELS = {  # name, value and unit in the cells, unit in the legend
     "f0_mean_st": ("F0 mean", "{:+.1f} st", "semitones re 100 Hz"),
     "f0_range_st": ("F0 range", "{:.1f} st", "10–90 %, semitones"),
     "rate_phones_s": ("rate", "{:.1f} ph/s", "phonemes per second of speech"),
     "rms_db": ("RMS", "{:.1f} dB", "speech level re full scale"),
+    "mos": ("MOS", "{:.2f}", "Distill-MOS predicted quality, 1–5"),
 }
 
 
@@ -141,6 +143,8 @@ def write_demo_grid(
 ) -> dict[str, Any]:
     """Render, measure and write the grid; returns what ``grid.json`` holds.
 
+    Each clip's quality is judged by Distill-MOS when it is installed (``mos``).
+
     Raises:
         engine.frontend.TextError: the text cannot be spoken.
         ValueError: a control out of range (for some emotion).
@@ -164,6 +168,7 @@ def write_demo_grid(
     audio = render(synth.voice, [result] * n, expressions, [params] * n, max_batch=max_batch)
     n_phones = spoken_phonemes(result)
     rate = synth.sample_rate
+    judge = mos_judge.mos if mos_judge.available() else None
     outdir.mkdir(parents=True, exist_ok=True)
     rows = []
     for clip, samples in zip(clips, audio, strict=True):
@@ -172,6 +177,8 @@ def write_demo_grid(
             figures: dict[str, float | None] = dict(measure(samples, rate, n_phones).to_dict())
         except ValueError:  # nothing voiced to measure: the page says so
             figures = dict.fromkeys(f.name for f in fields(ProsodyMeasure))
+        if judge is not None:
+            figures["mos"] = round(judge(samples, rate), 3)
         rows.append(
             {
                 "emotion": clip.emotion,
@@ -183,6 +190,7 @@ def write_demo_grid(
         )
     grid = {
         "text": text,
+        "mos": "Distill-MOS" if judge is not None else f"not measured ({mos_judge.INSTALL_HINT})",
         "voice": voice_name,
         "sample_rate": rate,
         "seed": params.seed,

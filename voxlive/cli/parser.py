@@ -223,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--voice", type=Path, metavar="FILE", help="also measure with this reference clip"
     )
     emo.add_argument("--json", action="store_true", help="JSON on stdout")
+    emo.add_argument(
+        "--no-mos",
+        dest="mos",
+        action="store_false",
+        help="skip the Distill-MOS quality judge (it runs when installed)",
+    )
     _engine_options(emo)
     idle = add_command(
         bench_sub,
