@@ -13,9 +13,11 @@ normalization (slang, shortened repeats).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 import zhconv
@@ -133,6 +135,18 @@ _NUMBER_RE: Final = re.compile(r"\d+\.\d+|\d+")
 _LONG_DIGITS: Final = 7
 """Digit strings at least this long (IDs, codes, room numbers) are read digit by digit."""
 _RUN_RE: Final = re.compile(r"(.)\1{" + str(MAX_REPEAT) + r",}")
+
+
+@functools.cache
+def _load_zhconv() -> None:
+    """Load zhconv's table by its path: its default loader leaves the file open."""
+    folder = Path(zhconv.zhconv.__file__).parent
+    zhconv.loaddict(str(folder / "zhcdict.json"))
+
+
+def _to_simplified(text: str) -> str:
+    _load_zhconv()
+    return str(zhconv.convert(text, "zh-cn"))
 
 
 def _is_emoji(ch: str) -> bool:
@@ -316,7 +330,7 @@ def normalize(text: str) -> Normalized:
     """
     notes: list[str] = []
     text = unicodedata.normalize("NFKC", text.replace("℃", "°C").replace("￥", "¥"))
-    text = zhconv.convert(text, "zh-cn")
+    text = _to_simplified(text)
     text = _drop_kaomoji(text, notes)
     text = _read_slang(text, notes)
     text = _read_danmaku_numbers(text, notes)
