@@ -23,6 +23,7 @@ Only whitespace between runs is dropped; each run's text is stripped at its ends
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
@@ -58,9 +59,12 @@ _TO_NEXT_RE: Final = re.compile(r"[0-9$¥€£₩₹(\[{\"'“‘#@+\-]")
 
 
 def _latin_reads_as_chinese(word: str) -> bool:
-    letters = re.sub(r"[^A-Za-z]", "", word)
+    word = unicodedata.normalize("NFKC", word)
     if is_slang(word):
         return True
+    if not word.isascii():
+        return False  # accented words (café) are English: the Chinese voice cannot spell them
+    letters = re.sub(r"[^A-Za-z]", "", word)
     if len(letters) <= 2:
         return letters.lower() not in _SHORT_ENGLISH
     if letters.isupper() and len(letters) <= _MAX_ACRONYM:

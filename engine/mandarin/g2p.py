@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import jieba
@@ -121,8 +121,6 @@ class Word:
     """Prosodic break after the word: 0 (same prosodic word), 1, 2 or 3."""
     tail: str = ""
     """Punctuation or space written after the word."""
-    letters: list[int] = field(default_factory=list)
-    """For spelled words: how many syllables each letter has."""
 
 
 def syllable_symbols(syllable: str) -> tuple[str, str] | None:
@@ -213,13 +211,8 @@ def _particle(token: str, prev: str, nxt: str, reading: str) -> str:
 
 
 def _spell(token: str) -> Word:
-    syllables: list[str] = []
-    letters: list[int] = []
-    for letter in token.upper():
-        reading = LETTER_PINYIN[letter]
-        syllables.extend(reading)
-        letters.append(len(reading))
-    return Word(text=token, syllables=syllables, spelled=True, letters=letters)
+    syllables = [s for letter in token.upper() for s in LETTER_PINYIN[letter]]
+    return Word(text=token, syllables=syllables, spelled=True)
 
 
 def _tokens(text: str) -> list[str]:
@@ -293,12 +286,7 @@ def _han_word(token: str, readings: list[str], warnings: list[str]) -> Word | No
     if not kept:
         return None
     text = "".join(kept_text)
-    erhua = (
-        len(kept) >= 2
-        and text.endswith("儿")
-        and text not in _NOT_ERHUA
-        and not any(text.endswith(w) for w in _NOT_ERHUA)
-    )
+    erhua = len(kept) >= 2 and text.endswith("儿") and not any(text.endswith(w) for w in _NOT_ERHUA)
     if erhua:
         kept[-1] = "er5"
     return Word(text=text, syllables=kept, erhua=erhua)

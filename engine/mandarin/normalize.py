@@ -49,7 +49,7 @@ _SILENT: Final = frozenset("\"'“”‘’()（）《》〈〉「」『』【�
 
 _MEASURE: Final = "个位次本只天件条张种点人周句块元岁斤次台部辆首杯碗瓶"
 """Measure words after which 2 is read 两 and a repeated-digit string is a quantity."""
-_QUANTITY_NEXT: Final = _MEASURE + "年月日号分秒万亿千百%.元"
+_QUANTITY_NEXT: Final = _MEASURE + "年月日号分秒万亿千百%元"
 
 _URL_RE: Final = re.compile(r"(?:https?://|www\.)[^\s\u4e00-\u9fff]+", re.IGNORECASE)
 _KAOMOJI_RE: Final = re.compile(
@@ -125,8 +125,8 @@ _YEAR_RE: Final = re.compile(r"(?<!\d)(\d{4})(?=\s*年)")
 _TIME_RE: Final = re.compile(r"(?<!\d)(\d{1,2}):(\d{2})(?::(\d{2}))?(?!\d)")
 _MONEY_RE: Final = re.compile(r"([¥$€£₩₹])\s*(" + _NUM + ")")
 _PERCENT_RE: Final = re.compile(r"(-?" + _NUM + r")\s*%")
-_LAUGH_RE: Final = re.compile(r"(?<![\d.])2(3{3,})(?![\d.])")
-_REPEAT_DIGITS_RE: Final = re.compile(r"(?<![\d.])(\d)\1{2,}(?![\d.])")
+_LAUGH_RE: Final = re.compile(r"(?<![\d.])2(3{3,})(?!\d|\.\d)")
+_REPEAT_DIGITS_RE: Final = re.compile(r"(?<![\d.])(\d)\1{2,}(?!\d|\.\d)")
 _RANGE_RE: Final = re.compile(r"(?<=\d)\s*[~\-]\s*(?=\d)")
 _SCORE_RE: Final = re.compile(r"(?<=\d):(?=\d)")
 _ARITH_RE: Final = re.compile(r"(?<=\d)\s*([+=])\s*(?=\d)")

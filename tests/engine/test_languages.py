@@ -79,3 +79,8 @@ def test_runs_give_the_text_back_up_to_whitespace(text: str) -> None:
     assert squeeze("".join(r.text for r in runs)) == squeeze(text)
     assert all(r.text and r.text == r.text.strip() for r in runs)
     assert all(a.lang != b.lang for a, b in zip(runs, runs[1:], strict=False))
+
+
+def test_accented_and_full_width_words_are_judged_by_their_letters() -> None:
+    assert split_runs("我爱café") == [Run("zh", "我爱"), Run("en", "café")]
+    assert split_runs("ｈｅｌｌｏ你好") == [Run("en", "ｈｅｌｌｏ"), Run("zh", "你好")]

@@ -87,6 +87,8 @@ def test_normalizer_reads_chat_text_as_chinese(raw: str, spoken: str) -> None:
 
 def test_a_repeated_digit_quantity_is_read_as_a_number() -> None:
     assert normalize("666个").text == "六百六十六个"
+    assert normalize("666.").text == "六六六."
+    assert normalize("666.5").text == "六百六十六点五"
 
 
 @pytest.mark.parametrize(
