@@ -33,7 +33,6 @@ __all__ = [
     "LETTER_PINYIN",
     "MAX_SPELLED_LETTERS",
     "Word",
-    "is_han",
     "syllable_symbols",
     "to_symbols",
     "to_words",
@@ -98,11 +97,6 @@ _TONE3_RE: Final = re.compile(r"^[a-zv]+[1-5]$")
 _LATIN_RE: Final = re.compile(r"[A-Za-z]+")
 _HAN_RE: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 _FALLBACK_FINALS: Final = {"n": "en", "ng": "en", "m": "mu", "hm": "hen", "hng": "heng"}
-
-
-def is_han(ch: str) -> bool:
-    """Whether ``ch`` is a CJK ideograph (the basic block or extension A)."""
-    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
 
 @dataclass(slots=True)
