@@ -99,6 +99,7 @@ class SpeakKwargs(TypedDict, total=False):
     """Options of ``speak``, ``synthesize`` and ``open_stream``; see ``SpeakOptions``."""
 
     voice: str | None
+    lang: str | None
     emotion: str | None
     intensity: float
     speed: float

@@ -194,17 +194,10 @@ class MultiVoiceEngine:
         return voice
 
     def _runs(self, text: str, primary: str) -> list[Run]:
-        if len(self._by_language) == 1:
+        lang = _primary_subtag(self.info(primary).language)
+        if len(self._by_language) == 1 or lang not in ("zh", "en"):
             return [Run(_primary_subtag(self.language), text)]
-        has_han = any(_is_han(ch) for ch in text)
-        has_latin = any(_is_latin(ch) for ch in text)
-        if has_han and has_latin:
-            return split_runs(text)
-        if has_han:
-            return [Run("zh", text)]
-        if has_latin:
-            return [Run("en", text)]
-        return [Run(_primary_subtag(self.info(primary).language), text)]
+        return split_runs(text, default="zh" if lang == "zh" else "en")
 
     # -- performances -------------------------------------------------------------------
 

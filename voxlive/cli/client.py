@@ -101,6 +101,8 @@ def options_from_args(args: argparse.Namespace, line: int) -> SpeakKwargs:
         options["emotion"] = emotion
     if getattr(args, "voice", None) is not None:
         options["voice"] = args.voice
+    if getattr(args, "lang", None) is not None:
+        options["lang"] = args.lang
     return options
 
 

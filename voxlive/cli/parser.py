@@ -110,13 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="reference clip (3–30 s of speech; WAV, FLAC, OGG or MP3) to speak like",
     )
-    say.add_argument(
-        "--lang",
-        choices=("auto", "en", "zh"),
-        default="auto",
-        help="the voice for text in no particular script (digits); Chinese is always spoken "
-        "by the Mandarin voice and English by the English one (default: auto, by script)",
-    )
 
     emotions = add_command(
         sub,
@@ -293,6 +286,13 @@ def _controls(p: argparse.ArgumentParser, *, intensity_default: str) -> None:
         "--volume", type=float, default=VOLUME.default, metavar="DB", help=VOLUME.flag_help()
     )
     p.add_argument("--seed", type=int, help=SEED.help)
+    p.add_argument(
+        "--lang",
+        choices=("auto", "en", "zh"),
+        help="the built-in voice for text in no particular script, like 666 (Chinese is "
+        "always spoken by the Mandarin voice, English by the English one; default: by the "
+        "text's main script)",
+    )
 
 
 def _client_options(p: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ from voxlive.engine.emotion import DEFAULT_INTENSITY, resolve
 from voxlive.engine.expression import Expression, check_rate, render
 from voxlive.engine.frontend import FrontendResult, TextError
 from voxlive.engine.interface import Controls, ModelMissing, Text
-from voxlive.engine.multivoice import has_han
+from voxlive.engine.multivoice import AUTO, has_han
 from voxlive.engine.offline import speak_many
 from voxlive.engine.pcm import write_wav
 from voxlive.engine.reference import ReferenceAudioError
@@ -216,7 +216,7 @@ def _say_voices(
     for n, line in enumerate(lines, start=1):
         where = f"line {n}: " if args.file is not None else ""
         try:
-            text = engine.prepare(line, args.lang)
+            text = engine.prepare(line, args.lang or AUTO)
         except TextError as exc:
             print(f"voxlive: {where}{exc.code}: {exc}", file=sys.stderr)
             continue
