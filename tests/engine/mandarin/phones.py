@@ -2,7 +2,7 @@
 
 ``sil``, then each syllable as initial + toned final (``^`` for a zero initial), ``#0``
 between syllables, ``sil`` and ``eos`` at the end. Pinyin is split with the voice's own
-``pinyin_dict`` (in ``baker_mapper.json``); this is a test helper, not a front end.
+``pinyin_dict`` (in ``baker_mapper.json``); tests only: not a front end.
 """
 
 from __future__ import annotations
