@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["SENTENCES", "baker_symbols"]
+__all__ = ["HANZI", "SENTENCES", "baker_symbols"]
 
 # Short sentences in tone-numbered pinyin (你好 / 我是中国人 / 今天天气很好 /
 # 欢迎使用语音合成系统 / 北京欢迎你).
@@ -21,6 +21,8 @@ SENTENCES = (
     "huan1 ying2 shi3 yong4 yu3 yin1 he2 cheng2 xi4 tong3",
     "bei3 jing1 huan1 ying2 ni3",
 )
+HANZI = ("你好", "我是中国人", "今天天气很好", "欢迎使用语音合成系统", "北京欢迎你")
+"""The characters of each of ``SENTENCES``."""
 
 
 def baker_symbols(pinyin: str, mapper: Path) -> list[str]:
