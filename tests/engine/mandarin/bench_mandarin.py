@@ -21,15 +21,13 @@ import torch
 from voxlive.engine.mandarin import find_assets, load_mandarin
 
 try:
-    from .phones import SENTENCES, baker_symbols
+    from .phones import LONG, SENTENCES, baker_symbols
 except ImportError:  # run as a script
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from phones import SENTENCES, baker_symbols  # type: ignore[no-redef]
+    from phones import LONG, SENTENCES, baker_symbols  # type: ignore[no-redef]
 
-# 今天天气很好我们一起去公园散步 (15 characters).
-LONG = "jin1 tian1 tian1 qi4 hen3 hao3 wo3 men5 yi4 qi3 qu4 gong1 yuan2 san4 bu4"
 BATCH = (*SENTENCES, LONG, "wo3 men5 yi4 qi3 chang4 ge1", "qing3 zai4 shuo1 yi2 bian4")
 
 

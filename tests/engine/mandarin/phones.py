@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["HANZI", "SENTENCES", "baker_symbols"]
+__all__ = ["HANZI", "LONG", "SENTENCES", "baker_symbols"]
 
 # Short sentences in tone-numbered pinyin (你好 / 我是中国人 / 今天天气很好 /
 # 欢迎使用语音合成系统 / 北京欢迎你).
@@ -23,6 +23,8 @@ SENTENCES = (
 )
 HANZI = ("你好", "我是中国人", "今天天气很好", "欢迎使用语音合成系统", "北京欢迎你")
 """The characters of each of ``SENTENCES``."""
+LONG = "jin1 tian1 tian1 qi4 hen3 hao3 wo3 men5 yi4 qi3 qu4 gong1 yuan2 san4 bu4"
+"""今天天气很好我们一起去公园散步: the 15-character sentence speed is measured on."""
 
 
 def baker_symbols(pinyin: str, mapper: Path) -> list[str]:
