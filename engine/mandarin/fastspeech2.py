@@ -231,7 +231,7 @@ class FastSpeech2(nn.Module):
                 y = torch.tanh(y)
         return y * m
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def infer(
         self,
         ids: Tensor,

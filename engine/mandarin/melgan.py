@@ -117,7 +117,7 @@ class MultiBandMelGAN(nn.Module):
         pad = self.pqmf_filter.shape[-1] // 2
         return F.conv1d(F.pad(x, (pad, pad)), self.pqmf_filter).squeeze(1)  # [b, 4l]
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def forward(self, mel: Tensor) -> Tensor:
         """Decodes a batch of mels that share one length.
 

