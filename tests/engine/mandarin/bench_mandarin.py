@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from voxlive.engine.mandarin import find_assets, load_mandarin
+from voxlive.engine.mandarin.assets import find_assets
+from voxlive.engine.mandarin.model import load_mandarin
 
 try:
     from .phones import LONG, SENTENCES, baker_symbols

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxlive.engine.mandarin import INSTALL_HINT, SymbolTable, find_assets
+from voxlive.engine.mandarin.assets import INSTALL_HINT, SymbolTable, find_assets
 from voxlive.engine.mandarin.tflite_weights import TfliteError, TfliteGraph
 
 

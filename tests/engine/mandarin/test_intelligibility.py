@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from voxlive.engine.mandarin import find_assets, load_mandarin
+from voxlive.engine.mandarin.assets import find_assets
+from voxlive.engine.mandarin.model import load_mandarin
 
 from ...judge import resample
 from .phones import HANZI, SENTENCES, baker_symbols

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from voxlive.engine.mandarin import MandarinModel, find_assets, load_mandarin
+from voxlive.engine.mandarin.assets import find_assets
+from voxlive.engine.mandarin.model import MandarinModel, load_mandarin
 from voxlive.engine.pitch import yin_median, yin_track
 
 from .phones import SENTENCES, baker_symbols

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from voxlive.engine.mandarin import FastSpeech2, MultiBandMelGAN
+from voxlive.engine.mandarin.fastspeech2 import FastSpeech2
+from voxlive.engine.mandarin.melgan import MultiBandMelGAN
 
 
 @pytest.fixture(scope="module")

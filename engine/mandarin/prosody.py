@@ -1,0 +1,74 @@
+"""Emotions and prosody controls as the Mandarin model's own inputs.
+
+The same vocabulary and profiles as the English voice (``engine/emotion.py``),
+realized without a signal stage:
+
+* rate → the duration divisor (``speed``); pauses → a per-symbol duration factor on
+  pause symbols;
+* pitch level (semitones) → the pitch predictor's values are z-scores of F0 in Hz
+  over the training speaker (mean ``m``, deviation ``s``), so multiplying every F0 by
+  ``r = 2^(n/12)`` multiplies their spread by ``r`` and adds ``m · (r − 1) / s``;
+* pitch range → a further factor on the values' spread around each sentence's mean;
+* vocal effort → a shift of the energy predictor's values, in proportion to the
+  emotion's loudness change; loudness itself → an output gain.
+
+``F0_MEAN_HZ`` and ``F0_STD_HZ`` were fitted by regressing the F0 measured in the
+voice's output on the predicted values (``docs/performance.md`` has the command).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from ..emotion import prosody
+from ..interface import Controls
+
+__all__ = ["F0_MEAN_HZ", "F0_STD_HZ", "ModelControls", "model_controls"]
+
+F0_MEAN_HZ: Final = 220.0
+"""The voice's mean F0 (what normalized pitch 0 sounds at)."""
+F0_STD_HZ: Final = 0.13 * F0_MEAN_HZ
+"""Hz per normalized pitch unit (only the ratio to the mean matters)."""
+ENERGY_PER_DB: Final = 0.05
+"""Normalized energy units per dB of an emotion's loudness change (vocal effort)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelControls:
+    """One utterance's inputs to the Mandarin model."""
+
+    speed: float
+    pause_scale: float
+    pitch_shift: float
+    pitch_scale: float
+    energy_shift: float
+    gain: float
+    """Linear factor on the output samples."""
+
+
+def model_controls(controls: Controls) -> ModelControls:
+    """The model inputs realizing ``controls`` (emotion, intensity, speed, pitch, volume).
+
+    Raises:
+        ValueError: a control out of range (the message names it).
+    """
+    p = prosody(
+        controls.emotion,
+        controls.intensity,
+        controls.speed,
+        controls.pitch_st,
+        controls.volume_db,
+    )
+    ratio = 2.0 ** (p.f0_shift_st / 12.0)
+    shift = F0_MEAN_HZ * (ratio - 1.0) / F0_STD_HZ
+    effort_db = p.gain_db - controls.volume_db  # the emotion's share, not the user's volume
+    return ModelControls(
+        speed=1.0 / p.length_scale,
+        pause_scale=p.pause_scale,
+        pitch_shift=shift,
+        pitch_scale=p.f0_range * ratio,
+        energy_shift=ENERGY_PER_DB * effort_db,
+        gain=math.pow(10.0, p.gain_db / 20.0),
+    )
