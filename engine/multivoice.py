@@ -276,10 +276,16 @@ class _Group:
     def failed(self, reason: str) -> None:
         self.owner.group_failed(reason)
 
+    def closing(self) -> bool:
+        """Whether this call is the one to end its performance (lock held by the caller)."""
+        first = not self.ended
+        self.ended = True
+        return first
+
     def close(self) -> None:
-        if not self.ended:
-            self.ended = True
-            self.performance.end(self.count)
+        """Tell its performance how many sentences it has: without the owner's lock held,
+        since the performance may deliver its closing chunk from this very call."""
+        self.performance.end(self.count)
 
 
 class MultiPerformance:
@@ -307,6 +313,7 @@ class MultiPerformance:
 
     def route(self, index: int, sentence: Sentence) -> tuple[Engine, SentenceRequest]:
         """Sentence ``index``'s engine and its request there (sentences come in order)."""
+        closing: list[_Group] = []
         with self._lock:
             if index != self._routed:
                 raise ValueError(f"sentence {index} begun before sentence {self._routed}")
@@ -314,27 +321,34 @@ class MultiPerformance:
             engine = self.engine.engine_of(voice)
             group = self._groups[-1] if self._groups else None
             if group is None or group.engine is not engine:
-                if group is not None:
-                    group.close()
+                if group is not None and group.closing():
+                    closing.append(group)
                 group = self._spare.pop(id(engine), None) or _Group(
                     self, voice, engine, self.engine.sample_rate
                 )
                 group.first = index
+                if self._playing == len(self._groups):  # every earlier group has played
+                    group.base = self._emitted
                 self._groups.append(group)
             local = group.count
             group.count += 1
             self._routed += 1
-            if self._count is not None and self._routed == self._count:
-                group.close()
-            return engine, SentenceRequest(group.performance, local, sentence)
+            if self._count is not None and self._routed == self._count and group.closing():
+                closing.append(group)
+            request = SentenceRequest(group.performance, local, sentence)
+        for g in closing:
+            g.close()
+        return engine, request
 
     # -- caller's thread -----------------------------------------------------------------
 
     def end(self, sentences: int) -> None:
         with self._lock:
             self._count = sentences
-            if self._routed == sentences and self._groups:
-                self._groups[-1].close()
+            last = self._groups[-1] if self._groups else None
+            ready = self._routed == sentences and last is not None and last.closing()
+        if ready and last is not None:
+            last.close()
 
     def cancel(self) -> None:
         with self._lock:

@@ -29,6 +29,8 @@ class Spoken:
     audio: np.ndarray
     marks: list[SentenceMarks]
     warnings: list[str]
+    sentences: list[np.ndarray]
+    """The same audio cut by sentence (a stage's tail goes with the last one)."""
 
 
 class _Gather:
@@ -80,11 +82,15 @@ def speak_many(
         if not g.done.wait(TIMEOUT_S) or g.error is not None:
             raise RuntimeError(g.error or "the performance did not finish")
         audio = [c.samples for c in g.chunks]
+        pieces: list[list[np.ndarray]] = [[] for _ in t.sentences]
+        for c in g.chunks:
+            pieces[len(pieces) - 1 if c.sentence is None else c.sentence].append(c.samples)
         spoken.append(
             Spoken(
                 np.concatenate(audio) if audio else np.zeros(0, np.float32),
                 [c.marks for c in g.chunks if c.marks is not None],
                 list(t.warnings),
+                [np.concatenate(p) if p else np.zeros(0, np.float32) for p in pieces],
             )
         )
     return spoken

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
     from voxlive.engine.loader import VoiceFiles
+    from voxlive.engine.mandarin.engine import MandarinEngine
     from voxlive.engine.speaker import SpeakerEncoder
     from voxlive.engine.voice import Voice
 
@@ -88,6 +89,22 @@ def whisper() -> WhisperModel:
     from .judge import load_whisper
 
     return load_whisper()
+
+
+@pytest.fixture(scope="session")
+def whisper_zh() -> WhisperModel:
+    """Multilingual Whisper base, the Chinese judge (``tests/judge_zh.py``)."""
+    from .judge_zh import load_whisper_zh
+
+    return load_whisper_zh()
+
+
+@pytest.fixture(scope="session")
+def mandarin() -> MandarinEngine:
+    """The Mandarin voice as an engine (its model loads once per process)."""
+    from voxlive.engine.mandarin.engine import MandarinEngine
+
+    return MandarinEngine.load()
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ The steps:
    sentence; ``sil`` opens and closes the sentence and ``eos`` ends it. The Baker labels
    also mark prosodic words (``#1``) and phrases (``#2``), but the shipped model is
    understood better with ``#0`` in their place, as its own inference code writes them
-   (Whisper's character error rate on our test sentences: 7.6 % against 9.8 %; see
-   docs/performance.md).
+   (measured in docs/performance.md).
 """
 
 from __future__ import annotations

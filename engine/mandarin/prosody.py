@@ -10,7 +10,8 @@ realized without a signal stage:
   ``r = 2^(n/12)`` multiplies their spread by ``r`` and adds ``m · (r − 1) / s``;
 * pitch range → a further factor on the values' spread around each sentence's mean;
 * vocal effort → a shift of the energy predictor's values, in proportion to the
-  emotion's loudness change; loudness itself → an output gain.
+  emotion's loudness change; loudness itself → an output gain (on top of the gain
+  that matches the English voice's level).
 
 ``F0_MEAN_HZ`` and ``F0_STD_HZ`` were fitted by regressing the F0 measured in the
 voice's output on the predicted values (``docs/performance.md`` has the command).
@@ -31,6 +32,9 @@ F0_MEAN_HZ: Final = 220.0
 """The voice's mean F0 (what normalized pitch 0 sounds at)."""
 F0_STD_HZ: Final = 0.13 * F0_MEAN_HZ
 """Hz per normalized pitch unit (only the ratio to the mean matters)."""
+LEVEL_DB: Final = -3.6
+"""Gain that brings the voice to the English voice's speech level, so that mixed-language
+utterances play at one level (the two levels are measured in docs/performance.md)."""
 ENERGY_PER_DB: Final = 0.05
 """Normalized energy units per dB of an emotion's loudness change (vocal effort)."""
 
@@ -70,5 +74,5 @@ def model_controls(controls: Controls) -> ModelControls:
         pitch_shift=shift,
         pitch_scale=p.f0_range * ratio,
         energy_shift=ENERGY_PER_DB * effort_db,
-        gain=math.pow(10.0, p.gain_db / 20.0),
+        gain=math.pow(10.0, (p.gain_db + LEVEL_DB) / 20.0),
     )

@@ -211,3 +211,27 @@ def test_source_and_output_mistakes_are_usage_errors(
     err = capsys.readouterr().err
     assert err.startswith("voxlive: ") and expected in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_chinese_text_is_spoken_by_the_mandarin_voice(tmp_path, shared_voice, whisper_zh) -> None:
+    from ..judge_zh import cer, transcribe_zh
+
+    out = tmp_path / "zh.wav"
+    text = "欢迎来到直播间！"
+    assert main(["say", text, "-o", str(out), "--emotion", "开心"]) == 0
+    audio = pcm(out) / 32768.0
+    assert soundfile.info(out).samplerate == RATE and len(audio) > RATE
+    assert cer([text], [transcribe_zh(whisper_zh, audio, RATE)]) <= 0.15
+
+
+@pytest.mark.slow
+def test_emoji_only_chinese_line_is_reported_and_the_others_written(
+    tmp_path, shared_voice, capsys
+) -> None:
+    path = tmp_path / "lines.txt"
+    path.write_text("谢谢老板！\n😂😂\nThank you 谢谢!\n", encoding="utf-8")
+    outdir = tmp_path / "out"
+    assert main(["say", "-f", str(path), "-o", str(outdir)]) == 1
+    assert "line 2: empty_text" in capsys.readouterr().err
+    assert sorted(p.name for p in outdir.iterdir()) == ["0001.wav", "0003.wav"]

@@ -131,3 +131,23 @@ def test_a_control_a_voice_refuses_is_refused_at_perform() -> None:
     engine, _, _ = bilingual()
     with pytest.raises(ValueError):
         engine.perform(Controls(emotion="furious-ish"), Collect())
+
+
+def test_a_voice_group_that_finished_before_the_next_began_still_closes_in_order() -> None:
+    # The batcher may finish a run's last sentence before it begins the next run's first:
+    # the finished group's closing chunk then comes from inside the next ``begin``.
+    engine, _, _ = bilingual()
+    out = Collect()
+    performance = engine.perform(Controls(), out)
+    sentences = engine.prepare("Thank you 谢谢 for the gift!").sentences
+    performance.end(len(sentences))
+    for i, s in enumerate(sentences):
+        (stream,) = engine.begin([SentenceRequest(performance, i, s)])
+        while not stream.done:
+            list(engine.step([stream]))
+    assert out.chunks[-1].end and [c.end for c in out.chunks].count(True) == 1
+    assert [c.sentence for c in out.chunks if c.sentence is not None] == sorted(
+        c.sentence for c in out.chunks if c.sentence is not None
+    )
+    starts = [c.marks.start for c in out.chunks if c.marks is not None]
+    assert starts == sorted(starts) and len(set(starts)) == 3
