@@ -8,7 +8,7 @@ stays where it was (a grain is repeated or skipped as needed), so the output is
 as long as the input and timing marks stay valid. Unvoiced speech and silence
 pass through unchanged.
 
-Realized from a :class:`~.world.VoiceTransform`:
+Realized from a :class:`~.transform.VoiceTransform`:
 
 - pitch level, range (around ``center_hz``) and phrase-end contours: the grain
   spacing;
@@ -17,7 +17,7 @@ Realized from a :class:`~.world.VoiceTransform`:
 - breathiness (> 0): high-passed noise added to voiced grains, in proportion to
   each grain's level; < 0 is not realized (the engine's voice is clean already);
 - tilt: a first-order shelf (half its gain at 2 kHz, full at high frequencies);
-- gain: a level change, then :func:`~.world.soft_limit`.
+- gain: a level change, then :func:`~.transform.soft_limit`.
 
 Pitch marks come from YIN (pure numpy, its octave errors folded back toward
 ``center_hz``: the bundled voice is low and its second harmonic strong), then
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .dsp import cubic, noise, one_pole, shelf
-from .world import VoiceTransform, contour_window, soft_limit
+from .transform import VoiceTransform, contour_window, soft_limit
 
 __all__ = ["PsolaAdapter"]
 
@@ -70,11 +70,11 @@ class _Region:
 class PsolaAdapter:
     """Apply a :class:`VoiceTransform` to audio arriving in chunks, by TD-PSOLA.
 
-    The interface and guarantees of :class:`~.world.StreamAdapter`: ``phrase``
-    before feeding a phrase's samples, ``process`` per chunk, ``flush`` at the
-    end; the output is exactly as long as the input. Output lags input by a
-    few pitch periods (the look-ahead the marks and grains need) and chunked
-    input gives the samples whole input gives. A transform that only changes
+    The interface of :class:`~.expression.Stage`: ``phrase`` before feeding a
+    phrase's samples, ``process`` per chunk, ``flush`` at the end; the output is
+    exactly as long as the input. Output lags input by a few pitch periods (the
+    look-ahead the marks and grains need) and chunked input gives the samples
+    whole input gives. A transform that only changes
     the level applies the gain and the limiter with no look-ahead.
 
     Raises:
@@ -87,7 +87,7 @@ class PsolaAdapter:
         self.transform = transform
         self.sample_rate = sample_rate
         self.center_hz = center_hz
-        self.active = transform.needs_world()
+        self.active = transform.needs_stage()
         self.gain = float(10 ** (transform.gain_db / 20))
         self.alpha = float(transform.formant_scale)
         self.breath = max(0.0, min(0.9, transform.breathiness)) * _BREATH_LEVEL
