@@ -328,12 +328,17 @@ class PsolaAdapter:
             break
         return (s, 0.0) if s < self._frontier() else None
 
-    def _region_start(self, after: int, until: float) -> int:
-        """The first mark of a region starting in ``(after, until]``, or -1."""
+    def _snap(self, after: int, until: float) -> int:
+        """Where a synthesis mark in ``(after, until]`` goes, or -1: the first mark of a
+        region starting there, else the last mark of a closed region ending there."""
+        end = -1
         for region in self.regions:
-            if after < region.marks[0] <= until and len(region.marks) > 1:
-                return region.marks[0]
-        return -1
+            marks = region.marks
+            if len(marks) > 1 and after < marks[0] <= until:
+                return marks[0]
+            if len(marks) > 1 and not region.open and after < marks[-1] <= until:
+                end = marks[-1]
+        return end
 
     def _ratio(self, s: int, period: float) -> float:
         """Pitch ratio (new F0 / old) of the grain at ``s``."""
@@ -354,7 +359,8 @@ class PsolaAdapter:
         Where nothing moves (unvoiced), grains are read from where they are laid down,
         with raised-cosine windows that sum to one: the input comes out unchanged. A
         voiced region's first synthesis mark is its first pitch mark, so a ratio of one
-        reads every voiced grain from where it is laid down too.
+        reads every voiced grain from where it is laid down too, and its last synthesis
+        mark is its last pitch mark, so the unvoiced grains after it join in phase.
         """
         sp, sc = self.s_prev, self.s_cur
         grains: list[tuple[int, int, int, int, float, bool]] = []
@@ -370,9 +376,9 @@ class PsolaAdapter:
             s_next = self.s_float + period / ratio if voiced else float(sc + step)
             if s_next + step >= self._frontier():
                 break  # a region might start before it
-            start = self._region_start(sc, s_next + step / 2)
-            if start >= 0:
-                s_next = float(start)
+            snap = self._snap(sc, s_next + step / 2)
+            if snap >= 0:
+                s_next = float(snap)
             sn = round(s_next)
             if source + self.alpha * (sn - sc) + 3 >= limit:
                 break

@@ -2,8 +2,8 @@
 
 The one pipeline behind both the server's ``voice.register`` (``server/voices.py``,
 which adds storage, ownership and threads) and ``Synthesizer.register``. It is
-synchronous and blocking (decoding, torch and the fitting search): callers run it off their
-event loop. Two steps, so that a caller can look the clip up between them:
+synchronous and blocking (decoding, torch and the fitting search): callers run it
+off their event loop. Two steps, so that a caller can look the clip up between them:
 
 1. :func:`decode`: decode and vet the upload (``engine/reference.py``) and compute its
    **content hash**, the one cache key of a registered voice: sha256 of the decoded
@@ -46,8 +46,9 @@ __all__ = [
 ]
 
 MODEL_VERSION: Final = "ge2e-1+psola-1"
-"""Part of every content hash: the embedding model and the stage transforms are fitted
-on (a transform fitted on one stage is not valid on another)."""
+"""Part of every content hash: names the embedding model and the stage transforms are
+fitted on, so profiles from another model or stage (a transform fitted on WORLD does
+not fit PSOLA) are never reused."""
 REFERENCE_RATE: Final = 16000
 """Rate the reference is decoded at (the speaker encoder's)."""
 _SIMILARITIES: Final = ("similarity", "similarity_before")
