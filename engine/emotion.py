@@ -20,7 +20,7 @@ Breathiness (aperiodicity) rises for sad and fearful, falls for angry.
 
 How they are realized: rate → the engine's length scale; pauses → per-phoneme
 duration scales on punctuation; the rest → the expressive stage chosen by
-``engine/expression.py`` (PSOLA, or WORLD with a registered voice's adaptation).
+``engine/expression.py`` (PSOLA, with a registered voice's adaptation if any).
 The duration noise is left alone: scaling it (for Murray & Arnott's "irregular"
 rhythm of fear and anger) was measured to lengthen speech on average, undoing
 most of those emotions' faster rate.

@@ -4,10 +4,10 @@ An :class:`Expression` turns the controls of one utterance into what the two
 stages need: engine requests (length scale, duration noise, per-phoneme pause
 scales) and, when anything is left for it, one expressive stage that moves pitch
 level/range/contour, spectral tilt, breathiness and level *and* the voice
-adaptation of a registered voice in the same pass. In the bundled voice the
-stage is PSOLA (``psola.py``: the engine's own waveform, re-spaced); with a
-registered voice it is WORLD (``world.py``). Neutral speech in the bundled
-voice has no stage at all: its samples are the engine's, bit for bit.
+adaptation of a registered voice in the same pass. The stage is PSOLA
+(``psola.py``: the engine's own waveform, re-spaced), the stage registered
+voices are fitted on (``adapt.py``). Neutral speech in the bundled voice has no
+stage at all: its samples are the engine's, bit for bit.
 
     expr = Expression.create(emotion="happy", intensity=0.8, center_hz=probe_f0)
     request = expr.request(sentence, params)     # per sentence, into a batch
@@ -27,8 +27,8 @@ from .emotion import DEFAULT_INTENSITY, Prosody, prosody, resolve
 from .frontend import FrontendResult
 from .layout import PAUSE_PHONEMES, pause_scales, phrase_span
 from .psola import PsolaAdapter
+from .transform import VoiceTransform
 from .voice import SynthesisParams, SynthesisRequest, Voice
-from .world import StreamAdapter, VoiceTransform
 
 __all__ = [
     "PAUSE_PHONEMES",
@@ -135,14 +135,11 @@ class Expression:
     def stage(self, sample_rate: int) -> Stage | None:
         """A fresh streaming stage for one utterance, or None (output untouched).
 
-        The one place the stage is chosen: PSOLA in the bundled voice, WORLD with
-        a registered voice.
+        The one place the stage is chosen: PSOLA, for the bundled voice and a
+        registered one alike (the voice's transform and the emotion's in one pass).
         """
         if self.transform is None:
             return None
-        if self.voice is not None:
-            # WORLD until voice adaptation (adapt.fit_transform) is refitted on PSOLA.
-            return StreamAdapter(self.transform, sample_rate, self.center_hz)
         return PsolaAdapter(self.transform, sample_rate, self.center_hz)
 
 

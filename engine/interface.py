@@ -32,7 +32,7 @@ from typing import Literal, Protocol, TypeAlias
 import numpy as np
 
 from .emotion import DEFAULT_INTENSITY
-from .world import VoiceTransform
+from .transform import VoiceTransform
 
 __all__ = [
     "Controls",

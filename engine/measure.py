@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .world import yin_track
+from .pitch import yin_track
 
 __all__ = ["ProsodyMeasure", "measure"]
 

@@ -2,17 +2,17 @@
 
 YIN's cumulative-mean-normalized difference rarely errs by an octave, where
 WORLD's own trackers read the bundled voice several semitones too high
-(see ``engine/world.py``).
+(see docs/performance.md).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FRAME_PERIOD_MS", "yin_median", "yin_track"]
+__all__ = ["FRAME_PERIOD_MS", "f0_statistics", "yin_median", "yin_track"]
 
 FRAME_PERIOD_MS = 5.0
-"""WORLD's frame period: YIN frames default to the same grid."""
+"""Default YIN frame period (WORLD's, which the tests' reference vocoder shares)."""
 
 
 def yin_track(
@@ -61,3 +61,16 @@ def yin_median(x: np.ndarray, sample_rate: int) -> float:
     f0 = yin_track(x, sample_rate, hop_s=0.01)
     voiced = f0[f0 > 0]
     return float(np.median(voiced)) if len(voiced) >= 5 else 0.0
+
+
+def f0_statistics(f0: np.ndarray) -> dict[str, float]:
+    """Median (Hz), 10-90 % range (semitones) and voiced fraction of a contour."""
+    voiced = f0[f0 > 0]
+    if len(voiced) == 0:
+        return {"f0_median_hz": 0.0, "f0_range_st": 0.0, "voiced_fraction": 0.0}
+    lo, hi = np.percentile(voiced, [10, 90])
+    return {
+        "f0_median_hz": float(np.median(voiced)),
+        "f0_range_st": float(12 * np.log2(hi / lo)),
+        "voiced_fraction": float(len(voiced) / len(f0)),
+    }

@@ -8,7 +8,7 @@ stays where it was (a grain is repeated or skipped as needed), so the output is
 as long as the input and timing marks stay valid. Unvoiced speech and silence
 pass through unchanged.
 
-Realized from a :class:`~.world.VoiceTransform`:
+Realized from a :class:`~.transform.VoiceTransform`:
 
 - pitch level, range (around ``center_hz``) and phrase-end contours: the grain
   spacing;
@@ -17,7 +17,7 @@ Realized from a :class:`~.world.VoiceTransform`:
 - breathiness (> 0): high-passed noise added to voiced grains, in proportion to
   each grain's level; < 0 is not realized (the engine's voice is clean already);
 - tilt: a first-order shelf (half its gain at 2 kHz, full at high frequencies);
-- gain: a level change, then :func:`~.world.soft_limit`.
+- gain: a level change, then :func:`~.transform.soft_limit`.
 
 Pitch marks come from YIN (pure numpy, its octave errors folded back toward
 ``center_hz``: the bundled voice is low and its second harmonic strong), then
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .dsp import cubic, noise, one_pole, shelf
-from .world import VoiceTransform, contour_window, soft_limit
+from .transform import VoiceTransform, contour_window, soft_limit
 
 __all__ = ["PsolaAdapter"]
 
@@ -70,11 +70,11 @@ class _Region:
 class PsolaAdapter:
     """Apply a :class:`VoiceTransform` to audio arriving in chunks, by TD-PSOLA.
 
-    The interface and guarantees of :class:`~.world.StreamAdapter`: ``phrase``
-    before feeding a phrase's samples, ``process`` per chunk, ``flush`` at the
-    end; the output is exactly as long as the input. Output lags input by a
-    few pitch periods (the look-ahead the marks and grains need) and chunked
-    input gives the samples whole input gives. A transform that only changes
+    The interface of :class:`~.expression.Stage`: ``phrase`` before feeding a
+    phrase's samples, ``process`` per chunk, ``flush`` at the end; the output is
+    exactly as long as the input. Output lags input by a few pitch periods (the
+    look-ahead the marks and grains need) and chunked input gives the samples
+    whole input gives. A transform that only changes
     the level applies the gain and the limiter with no look-ahead.
 
     Raises:
@@ -87,7 +87,7 @@ class PsolaAdapter:
         self.transform = transform
         self.sample_rate = sample_rate
         self.center_hz = center_hz
-        self.active = transform.needs_world()
+        self.active = transform.needs_stage()
         self.gain = float(10 ** (transform.gain_db / 20))
         self.alpha = float(transform.formant_scale)
         self.breath = max(0.0, min(0.9, transform.breathiness)) * _BREATH_LEVEL
@@ -328,12 +328,17 @@ class PsolaAdapter:
             break
         return (s, 0.0) if s < self._frontier() else None
 
-    def _region_start(self, after: int, until: float) -> int:
-        """The first mark of a region starting in ``(after, until]``, or -1."""
+    def _snap(self, after: int, until: float) -> int:
+        """Where a synthesis mark in ``(after, until]`` goes, or -1: the first mark of a
+        region starting there, else the last mark of a closed region ending there."""
+        end = -1
         for region in self.regions:
-            if after < region.marks[0] <= until and len(region.marks) > 1:
-                return region.marks[0]
-        return -1
+            marks = region.marks
+            if len(marks) > 1 and after < marks[0] <= until:
+                return marks[0]
+            if len(marks) > 1 and not region.open and after < marks[-1] <= until:
+                end = marks[-1]
+        return end
 
     def _ratio(self, s: int, period: float) -> float:
         """Pitch ratio (new F0 / old) of the grain at ``s``."""
@@ -354,7 +359,8 @@ class PsolaAdapter:
         Where nothing moves (unvoiced), grains are read from where they are laid down,
         with raised-cosine windows that sum to one: the input comes out unchanged. A
         voiced region's first synthesis mark is its first pitch mark, so a ratio of one
-        reads every voiced grain from where it is laid down too.
+        reads every voiced grain from where it is laid down too, and its last synthesis
+        mark is its last pitch mark, so the unvoiced grains after it join in phase.
         """
         sp, sc = self.s_prev, self.s_cur
         grains: list[tuple[int, int, int, int, float, bool]] = []
@@ -370,9 +376,9 @@ class PsolaAdapter:
             s_next = self.s_float + period / ratio if voiced else float(sc + step)
             if s_next + step >= self._frontier():
                 break  # a region might start before it
-            start = self._region_start(sc, s_next + step / 2)
-            if start >= 0:
-                s_next = float(start)
+            snap = self._snap(sc, s_next + step / 2)
+            if snap >= 0:
+                s_next = float(snap)
             sn = round(s_next)
             if source + self.alpha * (sn - sc) + 3 >= limit:
                 break

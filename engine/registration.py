@@ -2,13 +2,14 @@
 
 The one pipeline behind both the server's ``voice.register`` (``server/voices.py``,
 which adds storage, ownership and threads) and ``Synthesizer.register``. It is
-synchronous and blocking (decoding, torch and WORLD): callers run it off their
-event loop. Two steps, so that a caller can look the clip up between them:
+synchronous and blocking (decoding, torch and the fitting search): callers run it
+off their event loop. Two steps, so that a caller can look the clip up between them:
 
 1. :func:`decode`: decode and vet the upload (``engine/reference.py``) and compute its
    **content hash**, the one cache key of a registered voice: sha256 of the decoded
    float32 samples plus :data:`MODEL_VERSION`, so a re-encoded copy of the same audio
-   finds the same voice, and a new embedding model never reuses old profiles.
+   finds the same voice, and a new embedding model or fitting stage never reuses old
+   profiles.
 2. :func:`analyse`: embed it (GE2E, ``engine/speaker.py``) and, given the bundled
    voice's probe, fit the transform that moves that voice toward it
    (``engine/adapt.py``).
@@ -29,7 +30,7 @@ import numpy as np
 from .adapt import Fit, Probe, fit_transform, voice_statistics
 from .reference import Reference, ReferenceLimits, decode_reference
 from .speaker import SpeakerEncoder
-from .world import VoiceTransform
+from .transform import VoiceTransform
 
 __all__ = [
     "MODEL_VERSION",
@@ -44,8 +45,10 @@ __all__ = [
     "upload_key",
 ]
 
-MODEL_VERSION: Final = "ge2e-1"
-"""Part of every content hash: a new embedding model must not reuse old profiles."""
+MODEL_VERSION: Final = "ge2e-1+psola-1"
+"""Part of every content hash: names the embedding model and the stage transforms are
+fitted on, so profiles from another model or stage (a transform fitted on WORLD does
+not fit PSOLA) are never reused."""
 REFERENCE_RATE: Final = 16000
 """Rate the reference is decoded at (the speaker encoder's)."""
 _SIMILARITIES: Final = ("similarity", "similarity_before")

@@ -10,7 +10,7 @@ voice transform fitted to them); fits are cached by the pipeline's content hash,
 so a clip used again costs nothing. Emotions (``engine/emotion.py``, synonyms in
 English and Chinese) and explicit pitch/volume are realized by
 ``engine.expression.render``: rate and pauses in the engine, the rest in one
-stage pass (PSOLA; WORLD together with a registered voice's adaptation).
+stage pass (PSOLA, together with a registered voice's adaptation).
 Neutral speech in the bundled voice skips that stage entirely: its samples are
 the engine's, bit for bit.
 """
@@ -33,9 +33,10 @@ from .interface import Controls
 from .multivoice import AUTO, MultiVoiceEngine, has_han
 from .offline import speak_many
 from .pcm import write_wav
+from .pitch import yin_median
+from .transform import VoiceTransform
 from .vits import VitsEngine
 from .voice import PROBE_SENTENCE, SynthesisParams, Voice
-from .world import VoiceTransform, yin_median
 
 __all__ = ["PROBE_SENTENCE", "Synthesizer"]
 
@@ -209,7 +210,7 @@ class Synthesizer:
         """One utterance's :class:`~engine.expression.Expression` for this voice.
 
         The pitch centre (the bundled voice's median F0) is measured once, and
-        only when the expression needs a WORLD analysis: neutral speech in the
+        only when the expression needs the stage to move pitch: neutral speech in the
         bundled voice (or a mere volume change) never pays for it. Speed is not
         here: it is the engine's ``length_scale`` (:class:`~engine.voice.SynthesisParams`).
 
@@ -227,7 +228,7 @@ class Synthesizer:
             volume_db=volume_db,
             voice=voice,
         )
-        if expr.transform is None or not expr.transform.needs_world():
+        if expr.transform is None or not expr.transform.needs_stage():
             return expr  # no stage, or a level change only: no pitch to centre
         return replace(expr, center_hz=self.pitch_center_hz())
 
@@ -235,7 +236,7 @@ class Synthesizer:
         """The bundled voice's median F0 (Hz) on :data:`PROBE_SENTENCE` (cached).
 
         The same figure as the fitting probe's ``f0_median_hz``, at the cost of one
-        deterministic sentence (~0.5 s on CPU) instead of a full WORLD analysis.
+        deterministic sentence (~0.5 s on CPU) instead of the fitting probe's analysis.
 
         Raises:
             ValueError: the probe sentence has no voiced speech.

@@ -1,10 +1,16 @@
-"""WORLD analysis, transformation and resynthesis (the voice-adaptation stage).
+"""WORLD analysis, transformation and resynthesis: a reference vocoder, not the runtime's stage.
+
+The expressive stage and voice adaptation run on PSOLA (``psola.py``,
+``adapt.py``), which keeps the engine's own waveform. WORLD stays as an
+independent way of moving a voice: tests build synthetic speakers of known
+ground truth with it, and ``voxlive bench stages`` compares the two stages.
+``pyworld`` is therefore a ``dev`` dependency, loaded lazily: importing this
+module works without it, calling WORLD does not.
 
 WORLD (Morise et al. 2016) splits speech into an F0 contour, a smooth spectral
 envelope and aperiodicity. Reshaping those and resynthesizing moves a voice's
 pitch level, range and contour, its formants (vocal-tract length), its spectral
-tilt and its breathiness while keeping the words: the levers voice adaptation
-and emotional prosody need, applied together in one pass. We use the
+tilt and its breathiness while keeping the words: in one pass. We use the
 ``pyworld`` binding.
 
 F0 tracking is the trap here: with a wide search range WORLD's trackers read
@@ -18,31 +24,24 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Final
 
 import numpy as np
 
-from .pitch import FRAME_PERIOD_MS, yin_median, yin_track
+from .pitch import FRAME_PERIOD_MS, f0_statistics, yin_median, yin_track
+from .transform import CONTOUR_S, VoiceTransform, contour_window, soft_limit
 
 __all__ = [
-    "CONTOUR_S",
     "Analysis",
     "StreamAdapter",
-    "VoiceTransform",
     "analyze",
     "apply",
-    "contour_window",
-    "f0_statistics",
     "pyworld",
-    "soft_limit",
     "synthesize",
     "track_f0",
-    "yin_median",
-    "yin_track",
 ]
 
 
@@ -59,7 +58,7 @@ def pyworld() -> ModuleType:
     """
     spec = importlib.util.find_spec("pyworld")  # finds the package without running it
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("pyworld is not installed (pip install pyworld)")
+        raise ModuleNotFoundError("pyworld is not installed (pip install -e .[dev])")
     folder = Path(next(iter(spec.submodule_search_locations)))
     suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
     found = [
@@ -88,66 +87,6 @@ class Analysis:
     sample_rate: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VoiceTransform:
-    """How to move a voice. The identity changes nothing."""
-
-    f0_shift_st: float = 0.0
-    """Pitch level change in semitones."""
-    f0_range: float = 1.0
-    """Scale of the log-F0 excursions around the median (1 keeps the intonation)."""
-    formant_scale: float = 1.0
-    """Spectral-envelope frequency scale: > 1 raises formants (a shorter vocal tract)."""
-    tilt_db_per_octave: float = 0.0
-    """Spectral tilt added above 500 Hz: < 0 darker, > 0 brighter."""
-    gain_db: float = 0.0
-    """Level change (soft-limited below full scale)."""
-    breathiness: float = 0.0
-    """Aperiodicity change in −0.9…0.9: > 0 breathier (``ap ** (1 − b)``), < 0 clearer."""
-    end_contour_st: float = 0.0
-    """Pitch movement over each phrase's end (see :meth:`StreamAdapter.phrase`)."""
-
-    def is_identity(self) -> bool:
-        return self == VoiceTransform()
-
-    def needs_world(self) -> bool:
-        """Whether WORLD analysis is needed (a pure gain change is not)."""
-        return replace(self, gain_db=0.0) != VoiceTransform()
-
-    def then(self, other: VoiceTransform) -> VoiceTransform:
-        """This transform followed by ``other`` (same pitch centre), as one transform.
-
-        Pitch shifts, tilts, gains, breathiness and contours add; ranges and
-        formant scales multiply.
-        """
-        return VoiceTransform(
-            f0_shift_st=self.f0_shift_st + other.f0_shift_st,
-            f0_range=self.f0_range * other.f0_range,
-            formant_scale=self.formant_scale * other.formant_scale,
-            tilt_db_per_octave=self.tilt_db_per_octave + other.tilt_db_per_octave,
-            gain_db=self.gain_db + other.gain_db,
-            breathiness=max(-0.9, min(0.9, self.breathiness + other.breathiness)),
-            end_contour_st=self.end_contour_st + other.end_contour_st,
-        )
-
-    def to_dict(self) -> dict[str, float]:
-        """The fields a voice profile stores (the speaker's, not an utterance's)."""
-        return {
-            "f0_shift_st": self.f0_shift_st,
-            "f0_range": self.f0_range,
-            "formant_scale": self.formant_scale,
-            "tilt_db_per_octave": self.tilt_db_per_octave,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> VoiceTransform:
-        """Raises: ValueError on unknown keys."""
-        unknown = set(d) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise ValueError(f"unknown transform keys: {sorted(unknown)}")
-        return replace(cls(), **{k: float(v) for k, v in d.items()})
-
-
 def track_f0(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """F0 contour (Hz, 0 unvoiced) on WORLD's frame grid: YIN, refined by stonemask.
 
@@ -160,19 +99,6 @@ def track_f0(x: np.ndarray, sample_rate: int) -> np.ndarray:
     f0 = yin_track(x64, sample_rate)
     t = np.arange(len(f0)) * FRAME_PERIOD_MS / 1000
     return np.asarray(pyworld().stonemask(x64, f0, t, sample_rate))
-
-
-def f0_statistics(f0: np.ndarray) -> dict[str, float]:
-    """Median (Hz), 10-90 % range (semitones) and voiced fraction of a contour."""
-    voiced = f0[f0 > 0]
-    if len(voiced) == 0:
-        return {"f0_median_hz": 0.0, "f0_range_st": 0.0, "voiced_fraction": 0.0}
-    lo, hi = np.percentile(voiced, [10, 90])
-    return {
-        "f0_median_hz": float(np.median(voiced)),
-        "f0_range_st": float(12 * np.log2(hi / lo)),
-        "voiced_fraction": float(len(voiced) / len(f0)),
-    }
 
 
 def analyze(x: np.ndarray, sample_rate: int, f0: np.ndarray | None = None) -> Analysis:
@@ -205,7 +131,7 @@ def apply(
     ``contour_st`` adds a per-frame pitch offset (semitones; phrase-end contours).
     ``gain_db`` is not applied here (it belongs after synthesis).
     """
-    if not tr.needs_world() and contour_st is None:
+    if not tr.needs_stage() and contour_st is None:
         return a
     f0 = _shift_f0(a.f0, tr, center_hz, contour_st)
     ap = a.ap
@@ -233,25 +159,6 @@ def synthesize(a: Analysis, limit: bool = True) -> np.ndarray:
     if peak > 0.999:
         y = y * (0.999 / peak)
     out: np.ndarray = y.astype(np.float32)
-    return out
-
-
-LIMIT_KNEE = 0.8
-
-
-def soft_limit(x: np.ndarray) -> np.ndarray:
-    """Sample-wise soft limiter: identity below ``LIMIT_KNEE``, then a tanh knee to 1.
-
-    Stateless, so chunks limited one by one equal the whole signal limited.
-    """
-    x = np.asarray(x, np.float32)
-    mag = np.abs(x)
-    over = mag > LIMIT_KNEE
-    if not over.any():
-        return x
-    head = 1.0 - LIMIT_KNEE
-    out = x.copy()
-    out[over] = np.sign(x[over]) * (LIMIT_KNEE + head * np.tanh((mag[over] - LIMIT_KNEE) / head))
     return out
 
 
@@ -288,24 +195,6 @@ def _reshape_envelope(sp: np.ndarray, sample_rate: int, tr: VoiceTransform) -> n
     return np.maximum(out, 1e-16)
 
 
-CONTOUR_S: Final = 0.5
-"""Length of a phrase-end pitch movement (at most half the phrase), seconds."""
-
-
-def contour_window(
-    transform: VoiceTransform, sample_rate: int, start: int, end: int
-) -> tuple[int, int] | None:
-    """Where a phrase spanning samples ``[start, end)`` gets its end contour, or None.
-
-    The last :data:`CONTOUR_S` of the phrase (at most its second half); None when
-    the transform has no end contour or the phrase is empty.
-    """
-    if not transform.end_contour_st or end <= start:
-        return None
-    length = min(int(CONTOUR_S * sample_rate), (end - start) // 2)
-    return (end - length, end) if length > 0 else None
-
-
 class StreamAdapter:
     """Apply a :class:`VoiceTransform` to audio arriving in chunks.
 
@@ -333,7 +222,7 @@ class StreamAdapter:
         self.transform = transform
         self.sample_rate = sample_rate
         self.center_hz = center_hz
-        self.world = transform.needs_world()
+        self.world = transform.needs_stage()
         self.gain = float(10 ** (transform.gain_db / 20))
         self.context = int(context_s * sample_rate)
         self.fade = int(crossfade_s * sample_rate)

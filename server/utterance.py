@@ -34,7 +34,7 @@ from voxlive.engine.interface import (
     Text,
     TextError,
 )
-from voxlive.engine.world import VoiceTransform
+from voxlive.engine.transform import VoiceTransform
 from voxlive.protocol.capabilities import AUTO_LANG
 from voxlive.protocol.messages import AudioFrame, Done, Error, SpeakOptions
 from voxlive.protocol.types import Status, StreamId, UtteranceId

@@ -25,7 +25,7 @@ from voxlive.engine import registration
 from voxlive.engine.adapt import Probe
 from voxlive.engine.reference import ReferenceAudioError, ReferenceLimits
 from voxlive.engine.speaker import SpeakerEncoder
-from voxlive.engine.world import VoiceTransform
+from voxlive.engine.transform import VoiceTransform
 from voxlive.protocol.messages import VoiceInfo, VoiceRegister, VoiceSummary
 from voxlive.protocol.types import ErrorCode
 

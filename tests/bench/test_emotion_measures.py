@@ -15,8 +15,9 @@ import pytest
 
 from voxlive.bench.emotions import SENTENCES, EmotionRun, run_emotions
 from voxlive.engine.emotion import EMOTIONS
+from voxlive.engine.transform import VoiceTransform
 from voxlive.engine.voice import SynthesisParams
-from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize
+from voxlive.engine.world import analyze, apply, synthesize
 
 from ..judge import load_whisper, transcribe, wer
 

@@ -147,7 +147,9 @@ def test_say_never_touches_the_network(tmp_path, monkeypatch) -> None:
 @pytest.mark.slow
 @pytest.mark.usefixtures("shared_voice")
 def test_say_with_a_reference_voice_moves_the_voice(tmp_path, capsys) -> None:
-    from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize, yin_median
+    from voxlive.engine.pitch import yin_median
+    from voxlive.engine.transform import VoiceTransform
+    from voxlive.engine.world import analyze, apply, synthesize
 
     plain = tmp_path / "plain.wav"
     assert main(["say", "Long reference sentences make good clips.", "-o", str(plain)]) == 0

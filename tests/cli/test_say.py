@@ -10,8 +10,8 @@ import soundfile
 
 from voxlive.cli.parser import main
 from voxlive.engine.emotion import EMOTIONS
+from voxlive.engine.pitch import yin_median
 from voxlive.engine.voice import SynthesisParams, Voice
-from voxlive.engine.world import yin_median
 
 RATE = 22050
 
@@ -140,7 +140,8 @@ def test_file_lines_take_the_emotion_and_bad_lines_are_still_reported(
 
 @pytest.mark.slow
 def test_a_reference_voice_and_an_emotion_apply_together(tmp_path, shared_voice) -> None:
-    from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize
+    from voxlive.engine.transform import VoiceTransform
+    from voxlive.engine.world import analyze, apply, synthesize
 
     long_text = (
         "The old library at the end of the street opens early in the morning. "

@@ -1,7 +1,7 @@
 """Emotional speech sounds as clean as neutral, through the engine's own path.
 
-The bundled voice's emotions, pitch and volume go through the PSOLA stage; a
-registered voice still goes through WORLD (its adaptation was fitted there).
+The bundled voice's emotions, pitch and volume go through the PSOLA stage, and so
+does a registered voice (its adaptation is fitted there; see ``test_adapt.py``).
 
 Held-out sentences (``voxlive.bench.stages.HELD_OUT``: the stage was not tuned on
 them), same seed, rendered by :meth:`Synthesizer.tts_batch` neutral and in each
@@ -16,7 +16,7 @@ import pytest
 from voxlive.bench.stages import HELD_OUT
 from voxlive.engine.expression import Expression
 from voxlive.engine.psola import PsolaAdapter
-from voxlive.engine.world import StreamAdapter, VoiceTransform
+from voxlive.engine.transform import VoiceTransform
 
 from ..mos import mos
 
@@ -26,7 +26,7 @@ MAX_DROP = 0.3
 """How far an emotion's mean MOS may fall below neutral's on the same sentences."""
 
 
-def test_the_stage_is_psola_in_the_bundled_voice_and_world_with_a_registered_one() -> None:
+def test_the_stage_is_psola_in_the_bundled_voice_and_in_a_registered_one() -> None:
     rate = 22050
     assert Expression.create(center_hz=90.0).stage(rate) is None
     for controls in ({"emotion": "sad"}, {"pitch_st": 2.0}, {"volume_db": -6.0}):
@@ -34,8 +34,10 @@ def test_the_stage_is_psola_in_the_bundled_voice_and_world_with_a_registered_one
         assert isinstance(stage, PsolaAdapter), controls
     fitted = VoiceTransform(f0_shift_st=3.0, formant_scale=1.1)
     for emotion in (None, "happy"):
-        stage = Expression.create(emotion=emotion, voice=fitted, center_hz=90.0).stage(rate)
-        assert isinstance(stage, StreamAdapter), emotion
+        expr = Expression.create(emotion=emotion, voice=fitted, center_hz=90.0)
+        stage = expr.stage(rate)
+        assert isinstance(stage, PsolaAdapter), emotion
+        assert stage.transform == expr.transform  # one pass: the voice's and the emotion's
 
 
 @pytest.mark.slow

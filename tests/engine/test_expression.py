@@ -1,4 +1,4 @@
-"""Expressions: emotion + controls → engine requests and one WORLD stage (real voice)."""
+"""Expressions: emotion + controls → engine requests and one PSOLA stage (real voice)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from voxlive.engine.expression import Expression, pause_scales, phrase_span, render
+from voxlive.engine.transform import VoiceTransform
 from voxlive.engine.voice import SynthesisParams
-from voxlive.engine.world import VoiceTransform
 
 TEXT = "Well, I think so; but let me check the map first."
 
@@ -50,9 +50,9 @@ def test_neutral_has_no_stage_and_renders_the_engines_samples(voice) -> None:
 
 
 @pytest.mark.slow
-def test_volume_alone_is_a_gain_without_world(voice) -> None:
+def test_volume_alone_is_a_gain_without_reshaping(voice) -> None:
     expr = Expression.create(volume_db=-6.0)
-    assert expr.transform is not None and not expr.transform.needs_world()
+    assert expr.transform is not None and not expr.transform.needs_stage()
     result = voice.frontend.process(TEXT)
     (quiet,) = render(voice, [result], [expr], [SynthesisParams(seed=4)])
     (plain,) = voice.synthesize_texts([TEXT], SynthesisParams(seed=4))
@@ -78,7 +78,8 @@ def test_an_unknown_emotion_lists_the_supported_ones() -> None:
 
 @pytest.mark.slow
 def test_a_rising_end_contour_raises_only_the_phrase_end(voice) -> None:
-    from voxlive.engine.world import StreamAdapter, yin_median
+    from voxlive.engine.pitch import yin_median
+    from voxlive.engine.psola import PsolaAdapter
 
     rate = voice.sample_rate
     text = "We will all meet again by the river tomorrow."  # ends voiced: pitch to track
@@ -88,8 +89,8 @@ def test_a_rising_end_contour_raises_only_the_phrase_end(voice) -> None:
     start, end = phrase_span(result.sentences[0].phonemes, durations[0])
 
     def adapted(contour_st: float) -> np.ndarray:
-        tr = VoiceTransform(f0_range=1.0001, end_contour_st=contour_st)  # both through WORLD
-        stage = StreamAdapter(tr, rate, center_hz=90.0)
+        tr = VoiceTransform(f0_range=1.0001, end_contour_st=contour_st)  # both re-spaced
+        stage = PsolaAdapter(tr, rate, center_hz=90.0)
         stage.phrase(start, end)
         pieces = [stage.process(audio[i : i + 4096]) for i in range(0, len(audio), 4096)]
         return np.concatenate([*pieces, stage.flush()])

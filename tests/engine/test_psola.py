@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from voxlive.engine.psola import PsolaAdapter
+from voxlive.engine.transform import LIMIT_KNEE, VoiceTransform
 from voxlive.engine.voice import SynthesisParams
-from voxlive.engine.world import LIMIT_KNEE, VoiceTransform
 
 from .stage_feed import feed_in_chunks
 

@@ -10,7 +10,7 @@ import soundfile as sf  # type: ignore[import-untyped]
 
 from voxlive.engine import registration
 from voxlive.engine.reference import ReferenceAudioError
-from voxlive.engine.world import VoiceTransform
+from voxlive.engine.transform import VoiceTransform
 
 RATE = 16000
 
@@ -42,6 +42,15 @@ def test_the_content_hash_is_of_the_decoded_samples_and_the_model_version() -> N
     assert decoded.content_hash == registration.content_hash(decoded.reference.audio)
     other = registration.decode(encode(speechlike(seed=4)))
     assert other.content_hash != decoded.content_hash
+
+
+def test_voices_fitted_on_the_old_world_stage_are_not_reused() -> None:
+    import hashlib
+
+    audio = registration.decode(encode(speechlike())).reference.audio
+    world_era = hashlib.sha256(np.ascontiguousarray(audio, np.float32).tobytes())
+    world_era.update(b"ge2e-1")  # the key of profiles fitted on the WORLD stage
+    assert registration.content_hash(audio) != world_era.hexdigest()
 
 
 def test_a_refused_clip_raises_the_reference_error() -> None:

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import soundfile
 
+from voxlive.engine.pitch import yin_median
 from voxlive.engine.synthesizer import Synthesizer
+from voxlive.engine.transform import VoiceTransform
 from voxlive.engine.voice import SynthesisParams
-from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize, yin_median
+from voxlive.engine.world import analyze, apply, synthesize
 
 pytestmark = pytest.mark.slow  # the real voice end to end
 
@@ -29,7 +31,7 @@ def synth() -> Synthesizer:
 
 @pytest.fixture(scope="module")
 def reference_wav(synth) -> bytes:
-    """A synthetic speaker: the bundled voice moved up 5 semitones, formants x1.12."""
+    """A synthetic speaker: the bundled voice moved by WORLD up 5 semitones, formants x1.12."""
     (audio,) = synth.voice.synthesize_texts([REFERENCE_TEXT], SynthesisParams(seed=8))
     moved = synthesize(
         apply(analyze(audio, RATE), VoiceTransform(f0_shift_st=5, formant_scale=1.12))
@@ -96,7 +98,7 @@ def test_emotions_are_spoken_and_synonyms_in_english_and_chinese_are_the_same(sy
         assert np.array_equal(synth.tts(text, emotion=tag, seed=7), moved), tag
 
 
-def test_only_a_world_stage_pays_for_the_pitch_centre(synth, monkeypatch) -> None:
+def test_only_a_pitch_moving_stage_pays_for_the_pitch_centre(synth, monkeypatch) -> None:
     """Neutral speech (even louder or softer) never synthesizes the probe sentence;
     emotions do, once."""
     from voxlive.engine.synthesizer import PROBE_SENTENCE

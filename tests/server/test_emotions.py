@@ -161,7 +161,8 @@ def test_streamed_emotional_text_has_no_clicks_at_the_seams(server_voice):
 
 @pytest.mark.slow
 def test_an_emotion_in_a_registered_voice_moves_that_voice(server_voice):
-    from voxlive.engine.world import VoiceTransform, analyze, apply, synthesize
+    from voxlive.engine.transform import VoiceTransform
+    from voxlive.engine.world import analyze, apply, synthesize
 
     from .test_voices import SENTENCES, encode, register
 

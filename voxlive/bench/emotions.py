@@ -25,8 +25,8 @@ from voxlive.engine.expression import Expression, render
 from voxlive.engine.frontend import FrontendResult
 from voxlive.engine.measure import ProsodyMeasure, measure
 from voxlive.engine.phonemes import PAUSE_PHONEMES
+from voxlive.engine.transform import VoiceTransform
 from voxlive.engine.voice import SynthesisParams, Voice
-from voxlive.engine.world import VoiceTransform
 
 from . import mos as mos_judge
 from .texts import read_lines

@@ -22,8 +22,9 @@ from voxlive.engine.emotion import EMOTIONS
 from voxlive.engine.expression import PAUSE_PHONEMES, Expression, phrase_span
 from voxlive.engine.measure import ProsodyMeasure, measure
 from voxlive.engine.psola import PsolaAdapter
+from voxlive.engine.transform import VoiceTransform
 from voxlive.engine.voice import SynthesisParams, Voice
-from voxlive.engine.world import StreamAdapter, VoiceTransform
+from voxlive.engine.world import StreamAdapter
 
 __all__ = ["HELD_OUT", "STAGES", "compare_stages"]
 

@@ -27,8 +27,8 @@ from voxlive.engine.measure import ProsodyMeasure, measure
 from voxlive.engine.pcm import write_wav
 from voxlive.engine.phonemes import PAUSE_PHONEMES
 from voxlive.engine.synthesizer import Synthesizer
+from voxlive.engine.transform import VoiceTransform
 from voxlive.engine.voice import SynthesisParams
-from voxlive.engine.world import VoiceTransform
 
 __all__ = [
     "DEFAULT_SEED",

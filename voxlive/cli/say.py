@@ -23,8 +23,8 @@ from voxlive.engine.offline import speak_many
 from voxlive.engine.pcm import write_wav
 from voxlive.engine.reference import ReferenceAudioError
 from voxlive.engine.synthesizer import Synthesizer
+from voxlive.engine.transform import VoiceTransform
 from voxlive.engine.voice import SynthesisParams
-from voxlive.engine.world import VoiceTransform
 from voxlive.protocol.controls import INTENSITY, PITCH, SPEED, VOLUME
 
 from .demo_grid import grid_clips, run_demo_grid
