@@ -77,8 +77,10 @@ def _conv_same(x: Tensor, conv: nn.Conv1d, hybrid: bool = False) -> Tensor:
     """
     if hybrid:
         x = _int8_grid(x, (1, 2))
-    y: Tensor = conv(x.transpose(1, 2).contiguous())
-    return y.transpose(1, 2).contiguous()
+    # No copies into [B, C, T]: the transposed view is channels-last memory, which the
+    # oneDNN convolution reads and writes as it is.
+    y: Tensor = conv(x.transpose(1, 2))
+    return y.transpose(1, 2)
 
 
 def _linear(x: Tensor, linear: nn.Linear, hybrid: bool = False) -> Tensor:

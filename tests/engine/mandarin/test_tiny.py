@@ -81,6 +81,26 @@ def test_window_equals_whole_decode(vocoder: MultiBandMelGAN) -> None:
         torch.testing.assert_close(window, whole[:, start * 300 : end * 300], atol=1e-5, rtol=0)
 
 
+def test_windows_from_first_stage_features_equal_whole_decode(vocoder: MultiBandMelGAN) -> None:
+    torch.manual_seed(3)
+    mel = torch.randn(2, 90, 80)
+    whole = vocoder(mel)
+    features = vocoder.features(mel)
+    assert features.shape == (2, 192, 90 * 3)
+    for start, end in [(0, 5), (0, 16), (16, 48), (30, 45), (60, 90), (44, 45), (89, 90)]:
+        window = vocoder.decode_features(features, start, end)
+        torch.testing.assert_close(window, whole[:, start * 300 : end * 300], atol=1e-5, rtol=0)
+
+
+def test_decode_features_refuses_a_bad_range(vocoder: MultiBandMelGAN) -> None:
+    features = vocoder.features(torch.randn(1, 20, 80))
+    for start, end in [(-1, 5), (5, 5), (0, 21)]:
+        with pytest.raises(ValueError):
+            vocoder.decode_features(features, start, end)
+    with pytest.raises(ValueError):
+        vocoder.decode_features(features[..., :-1], 0, 5)
+
+
 def test_band_signals_sit_on_the_int8_grid(vocoder: MultiBandMelGAN) -> None:
     bands = vocoder.bands(torch.randn(1, 12, 80)) * 128
     assert torch.equal(bands, bands.round()) and bands.abs().max() <= 128
