@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from voxlive.engine.mandarin import fastspeech2
 from voxlive.engine.mandarin.fastspeech2 import FastSpeech2
 from voxlive.engine.mandarin.melgan import MultiBandMelGAN
 
@@ -39,8 +40,13 @@ def _batch(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, torch.tensor([len(s) for s in seqs])
 
 
-def test_padding_does_not_change_an_item(acoustic: FastSpeech2) -> None:
-    seqs = [[1, 5, 8, 6, 2, 7, 9, 1, 19], [1, 6, 4, 1]]
+@pytest.mark.parametrize("padding_share", [1.0, fastspeech2.PADDING_SHARE])
+def test_padding_does_not_change_an_item(
+    acoustic: FastSpeech2, padding_share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1.0: one padded decoder batch; the default: grouped by length, rows put back in order.
+    monkeypatch.setattr(fastspeech2, "PADDING_SHARE", padding_share)
+    seqs = [[1, 6, 4, 1], [1, 5, 8, 6, 2, 7, 9, 1, 19], [1, 6, 4, 1, 2], [1, 5, 8, 6, 2, 7, 9, 1]]
     together = acoustic.infer(*_batch(seqs))
     for i, seq in enumerate(seqs):
         alone = acoustic.infer(*_batch([seq]))
