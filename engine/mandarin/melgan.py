@@ -41,10 +41,22 @@ class _ResidualBlock(nn.Module):
         self.shortcut = nn.Conv1d(channels, channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = F.pad(F.leaky_relu(x, SLOPE), (self.dilation, self.dilation), mode="reflect")
-        y = self.project(F.leaky_relu(self.conv(y), SLOPE))
-        out: Tensor = self.shortcut(x) + y
-        return out
+        """x: [b, c, 1, t] channels-last (see :func:`_conv`)."""
+        d = self.dilation
+        y = F.pad(F.leaky_relu(x, SLOPE), (d, d, 0, 0), mode="reflect")
+        y = _conv(F.leaky_relu(_conv(y, self.conv, d), SLOPE), self.project)
+        return _conv(x, self.shortcut) + y
+
+
+def _conv(x: Tensor, conv: nn.Conv1d, dilation: int = 1) -> Tensor:
+    """``conv`` over x [b, c, 1, t] as a (1, k) 2-D convolution.
+
+    Activations are channels-last 2-D tensors of height 1 throughout the vocoder: oneDNN
+    runs these convolutions faster than the same 1-D ones, with no reordering between
+    layers. The weights stay the 1-D layers' own; the 2-D view is free.
+    """
+    out: Tensor = F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, dilation=(1, dilation))
+    return out
 
 
 class _Upsample(nn.Module):
@@ -57,11 +69,13 @@ class _Upsample(nn.Module):
         self.blocks = nn.ModuleList(_ResidualBlock(c_out, d) for d in DILATIONS)
 
     def upsample(self, x: Tensor) -> Tensor:
-        """The transposed conv alone: [b, c_in, t] → [b, c_out, t*s]."""
+        """The transposed conv alone: [b, c_in, 1, t] → [b, c_out, 1, t*s] (see :func:`_conv`)."""
         n = x.shape[-1] * self.stride
         # TF 'same': of the (k - s) extra samples, the smaller half is cut at the start.
         start = (self.conv.kernel_size[0] - self.stride) // 2
-        out: Tensor = self.conv(x)[..., start : start + n]
+        weight = self.conv.weight.unsqueeze(2)  # [in, out, 1, k]
+        y = F.conv_transpose2d(x, weight, self.conv.bias, stride=(1, self.stride))
+        out: Tensor = y[..., start : start + n]
         return out
 
     def forward(self, x: Tensor) -> Tensor:
@@ -164,11 +178,12 @@ class MultiBandMelGAN(nn.Module):
         Raises:
             ValueError: a bad shape or fewer than ``MIN_FRAMES`` frames.
         """
-        return self._head(self._check(mel), None)
+        return self._head(self._check(mel), None).squeeze(2)
 
     def _head(self, mel: Tensor, span: _Span | None) -> Tensor:
-        x = mel.transpose(1, 2)  # [b, 80, f]
-        x = F.leaky_relu(self.conv_pre(F.pad(x, (3, 3), mode="reflect")), SLOPE)  # [b, 384, f]
+        x = mel.transpose(1, 2).unsqueeze(2)  # [b, 80, 1, f], channels-last
+        x = F.pad(x, (3, 3, 0, 0), mode="reflect")
+        x = F.leaky_relu(_conv(x, self.conv_pre), SLOPE)  # [b, 384, 1, f]
         x = _cut(x, span, 0)
         return self._stage(0, x, span)
 
@@ -188,7 +203,8 @@ class MultiBandMelGAN(nn.Module):
         """The later stages and the band output, from :meth:`features`."""
         for i in range(1, len(self.ups)):
             x = self._stage(i, x, span)
-        x = torch.tanh(self.conv_post(F.pad(x, (3, 3), mode="reflect")))  # [b, 4, f*75]
+        x = F.pad(x, (3, 3, 0, 0), mode="reflect")
+        x = torch.tanh(_conv(x, self.conv_post)).squeeze(2)  # [b, 4, f*75]
         q = _round_half_away(x / self.band_scale).clamp(-128, 127)
         return q * self.band_scale
 
@@ -296,7 +312,7 @@ class MultiBandMelGAN(nn.Module):
         margin = span.margins[len(DILATIONS) + 1]  # after the first stage's last block
         lo = max(0, start * rate - margin)
         span.at = lo
-        x = features[..., lo : min(total * rate, end * rate + margin)]
+        x = features[..., lo : min(total * rate, end * rate + margin)].unsqueeze(2)
         return self._finish(self._tail(x, span), span)
 
     def _finish(self, bands: Tensor, span: _Span) -> Tensor:
