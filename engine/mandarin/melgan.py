@@ -5,7 +5,10 @@ mel [B, F, 80] → reflect-padded conv k7 (80 → 384) → 3 × (LeakyReLU, tran
 → tanh → 4 band signals at 6 kHz, rounded to the int8 grid (the graph quantizes them,
 scale 1/128) → PQMF synthesis (×4 upsampling, 63-tap filter) → 24 kHz, 300 samples per
 frame. Every padding is a reflection of the signal itself, so a window of mel frames with
-``context_frames`` on each side decodes its centre exactly as the whole mel does.
+``context_frames`` on each side decodes its centre exactly as the whole mel does; a
+windowed decode carries each layer's output only as far as the later layers need
+(``_Span``), and :meth:`MultiBandMelGAN.decode_features` continues from the first stage
+computed once over the whole mel, which holds most of the receptive field.
 """
 
 from __future__ import annotations
@@ -88,8 +91,8 @@ class _Upsample(nn.Module):
 class _Span:
     """Which frames a windowed decode keeps, and where its tensors lie.
 
-    ``start`` and ``end`` are the kept frames counted from the decoded window's first
-    frame. After each layer, only the samples that the rest of the network needs for
+    ``start`` and ``end`` are the kept frames, counted from the frame where the decoded
+    input begins. After each layer, only the samples that the rest of the network needs for
     the kept frames are carried on (the kept span widened by the later layers' reach);
     the reach of a cut edge's padding then stays inside that widening and is trimmed
     with it, so the kept samples equal the whole decode's. Most of the receptive field
@@ -113,7 +116,7 @@ class _Span:
             need = -(-need // up) + reach
 
     def cut(self, x: Tensor, layer: int) -> Tensor:
-        """x [b, c, t], the output of ``layer``, cut to what the later layers need."""
+        """x [b, c, 1, t], the output of ``layer``, cut to what the later layers need."""
         up = self.ups[layer]
         self.rate *= up
         self.at *= up
