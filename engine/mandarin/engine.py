@@ -2,8 +2,9 @@
 
 FastSpeech2 predicts each sentence's mel spectrogram in one batched call
 (``begin``); Multi-band MelGAN turns it into audio window by window (``step``),
-each window decoded with the vocoder's receptive field of real frames around it,
-so the chunks join into exactly the whole decode (``engine/chunking.py``).
+each window decoded with the vocoder's receptive field of real frames around it
+(after the first, from the vocoder's first stage run once over the whole mel), so
+the chunks join into exactly the whole decode (``engine/chunking.py``).
 
 Emotions need no signal stage here: the model's own controls carry them
 (``engine/mandarin/prosody.py``) — speaking rate and pause lengths through the
@@ -88,6 +89,8 @@ class MandarinStream:
     plan: list[Window]
     phoneme_samples: list[int]
     step: int = 0
+    features: torch.Tensor | None = None
+    """[1, 192, frames * 3] the vocoder's first stage over the whole mel, from the second step."""
 
     @property
     def started(self) -> bool:
@@ -220,7 +223,7 @@ class MandarinEngine:
             if s.done:
                 continue
             w = s.plan[s.step]
-            audio = self.model.vocoder.decode_window(s.mel.unsqueeze(0), w.start, w.end)[0]
+            audio = self._decode(s, w)
             samples = audio.float().cpu().numpy()
             first = s.step == 0
             s.step += 1
@@ -233,6 +236,23 @@ class MandarinEngine:
             )
             s.performance.feed(s.index, s.sentence, chunk)
             yield Decoded(s, len(samples), s.done)
+
+    def _decode(self, s: MandarinStream, w: Window) -> torch.Tensor:
+        """The audio of window ``w``: equal to the same samples of the whole decode.
+
+        The first window is decoded from the mel around it, so the first audio waits for
+        nothing else. The later ones continue from the vocoder's first stage, run once
+        over the whole mel (each item at its own length, so the reflection at its end is
+        its own): that stage holds most of the receptive field, which every window would
+        otherwise decode again as context.
+        """
+        vocoder = self.model.vocoder
+        mel = s.mel.unsqueeze(0)
+        if s.step == 0:
+            return vocoder.decode_window(mel, w.start, w.end)[0]
+        if s.features is None:
+            s.features = vocoder.features(mel)
+        return vocoder.decode_features(s.features, w.start, w.end)[0]
 
     def close(self) -> None:
         pass

@@ -5,7 +5,10 @@ mel [B, F, 80] → reflect-padded conv k7 (80 → 384) → 3 × (LeakyReLU, tran
 → tanh → 4 band signals at 6 kHz, rounded to the int8 grid (the graph quantizes them,
 scale 1/128) → PQMF synthesis (×4 upsampling, 63-tap filter) → 24 kHz, 300 samples per
 frame. Every padding is a reflection of the signal itself, so a window of mel frames with
-``context_frames`` on each side decodes its centre exactly as the whole mel does.
+``context_frames`` on each side decodes its centre exactly as the whole mel does; a
+windowed decode carries each layer's output only as far as the later layers need
+(``_Span``), and :meth:`MultiBandMelGAN.decode_features` continues from the first stage
+computed once over the whole mel, which holds most of the receptive field.
 """
 
 from __future__ import annotations
@@ -41,10 +44,22 @@ class _ResidualBlock(nn.Module):
         self.shortcut = nn.Conv1d(channels, channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = F.pad(F.leaky_relu(x, SLOPE), (self.dilation, self.dilation), mode="reflect")
-        y = self.project(F.leaky_relu(self.conv(y), SLOPE))
-        out: Tensor = self.shortcut(x) + y
-        return out
+        """x: [b, c, 1, t] channels-last (see :func:`_conv`)."""
+        d = self.dilation
+        y = F.pad(F.leaky_relu(x, SLOPE), (d, d, 0, 0), mode="reflect")
+        y = _conv(F.leaky_relu(_conv(y, self.conv, d), SLOPE), self.project)
+        return _conv(x, self.shortcut) + y
+
+
+def _conv(x: Tensor, conv: nn.Conv1d, dilation: int = 1) -> Tensor:
+    """``conv`` over x [b, c, 1, t] as a (1, k) 2-D convolution.
+
+    Activations are channels-last 2-D tensors of height 1 throughout the vocoder: oneDNN
+    runs these convolutions faster than the same 1-D ones, with no reordering between
+    layers. The weights stay the 1-D layers' own; the 2-D view is free.
+    """
+    out: Tensor = F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, dilation=(1, dilation))
+    return out
 
 
 class _Upsample(nn.Module):
@@ -56,14 +71,65 @@ class _Upsample(nn.Module):
         self.conv = nn.ConvTranspose1d(c_in, c_out, 2 * stride, stride=stride)
         self.blocks = nn.ModuleList(_ResidualBlock(c_out, d) for d in DILATIONS)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def upsample(self, x: Tensor) -> Tensor:
+        """The transposed conv alone: [b, c_in, 1, t] → [b, c_out, 1, t*s] (see :func:`_conv`)."""
         n = x.shape[-1] * self.stride
         # TF 'same': of the (k - s) extra samples, the smaller half is cut at the start.
         start = (self.conv.kernel_size[0] - self.stride) // 2
-        x = self.conv(x)[..., start : start + n]  # [b, c, t*s]
+        weight = self.conv.weight.unsqueeze(2)  # [in, out, 1, k]
+        y = F.conv_transpose2d(x, weight, self.conv.bias, stride=(1, self.stride))
+        out: Tensor = y[..., start : start + n]
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.upsample(x)
         for block in self.blocks:
             x = block(x)
         return x
+
+
+class _Span:
+    """Which frames a windowed decode keeps, and where its tensors lie.
+
+    ``start`` and ``end`` are the kept frames, counted from the frame where the decoded
+    input begins. After each layer, only the samples that the rest of the network needs for
+    the kept frames are carried on (the kept span widened by the later layers' reach);
+    the reach of a cut edge's padding then stays inside that widening and is trimmed
+    with it, so the kept samples equal the whole decode's. Most of the receptive field
+    lies in the first, low-rate stage, so the costly high-rate stages run over little
+    more than the kept frames.
+    """
+
+    def __init__(self, start: int, end: int, layers: list[tuple[int, int]]) -> None:
+        self.start, self.end = start, end
+        self.at = 0
+        """Sample of the current tensor's first column, at the current layer's rate."""
+        self.rate = 1
+        """Samples per frame at the current layer's output."""
+        self.ups = [up for up, _ in layers]
+        self.margins = [0] * len(layers)
+        """Samples needed beyond the kept span after each layer, at its rate."""
+        need = 0
+        for i in range(len(layers) - 1, -1, -1):
+            self.margins[i] = need
+            up, reach = layers[i]
+            need = -(-need // up) + reach
+
+    def cut(self, x: Tensor, layer: int) -> Tensor:
+        """x [b, c, 1, t], the output of ``layer``, cut to what the later layers need."""
+        up = self.ups[layer]
+        self.rate *= up
+        self.at *= up
+        margin = self.margins[layer]
+        lo = max(self.at, self.start * self.rate - margin)
+        hi = min(self.at + x.shape[-1], self.end * self.rate + margin)
+        x = x[..., lo - self.at : hi - self.at]
+        self.at = lo
+        return x
+
+
+def _cut(x: Tensor, span: _Span | None, layer: int) -> Tensor:
+    return x if span is None else span.cut(x, layer)
 
 
 def _round_half_away(x: Tensor) -> Tensor:
@@ -103,13 +169,61 @@ class MultiBandMelGAN(nn.Module):
 
     def bands(self, mel: Tensor) -> Tensor:
         """The 4 band signals, on the int8 grid. mel: [B, F, 80] → [B, 4, F*75]."""
-        x = mel.transpose(1, 2)  # [b, 80, f]
-        x = F.leaky_relu(self.conv_pre(F.pad(x, (3, 3), mode="reflect")), SLOPE)  # [b, 384, f]
-        for up in self.ups:
-            x = F.leaky_relu(up(x), SLOPE)
-        x = torch.tanh(self.conv_post(F.pad(x, (3, 3), mode="reflect")))  # [b, 4, f*75]
+        return self._tail(self._head(mel, None), None)
+
+    def features(self, mel: Tensor) -> Tensor:
+        """The first stage's output, which :meth:`decode_features` continues from.
+
+        mel: [B, F, 80] → [B, 192, F*3]. Most of the receptive field lies in this
+        low-rate stage: computed once over a whole mel, it spares every window the
+        stage's wide context (see :meth:`decode_features`).
+
+        Raises:
+            ValueError: a bad shape or fewer than ``MIN_FRAMES`` frames.
+        """
+        return self._head(self._check(mel), None).squeeze(2)
+
+    def _head(self, mel: Tensor, span: _Span | None) -> Tensor:
+        x = mel.transpose(1, 2).unsqueeze(2)  # [b, 80, 1, f], channels-last
+        x = F.pad(x, (3, 3, 0, 0), mode="reflect")
+        x = F.leaky_relu(_conv(x, self.conv_pre), SLOPE)  # [b, 384, 1, f]
+        x = _cut(x, span, 0)
+        return self._stage(0, x, span)
+
+    def _stage(self, i: int, x: Tensor, span: _Span | None) -> Tensor:
+        """Upsampling stage ``i``; with ``span``, each layer's output is cut down to what
+        the layers after it need for ``span``'s kept frames (see :class:`_Span`)."""
+        up = self.ups[i]
+        assert isinstance(up, _Upsample)
+        layer = 1 + i * (1 + len(DILATIONS))  # conv_pre, then (upsample, blocks) per stage
+        x = _cut(up.upsample(x), span, layer)
+        for block in up.blocks:
+            layer += 1
+            x = _cut(block(x), span, layer)
+        return F.leaky_relu(x, SLOPE)
+
+    def _tail(self, x: Tensor, span: _Span | None) -> Tensor:
+        """The later stages and the band output, from :meth:`features`."""
+        for i in range(1, len(self.ups)):
+            x = self._stage(i, x, span)
+        x = F.pad(x, (3, 3, 0, 0), mode="reflect")
+        x = torch.tanh(_conv(x, self.conv_post)).squeeze(2)  # [b, 4, f*75]
         q = _round_half_away(x / self.band_scale).clamp(-128, 127)
         return q * self.band_scale
+
+    def _layer_reach(self) -> list[tuple[int, int]]:
+        """(upsampling factor, one-sided reach in input samples) of each layer that
+        a windowed decode may cut after, then of the layers after the last cut."""
+        out = [(1, 3)]  # conv_pre
+        for up in self.ups:
+            assert isinstance(up, _Upsample)
+            # A 'same' transposed conv's output sample sees inputs up to ceil(k / s) away.
+            out.append((up.stride, math.ceil(up.conv.kernel_size[0] / up.stride)))
+            out += [(1, d) for d in DILATIONS]
+        # conv_post (k7), PQMF upsampling (each output sees one input), PQMF filter.
+        out += [(1, self.conv_post.kernel_size[0] // 2), (BANDS, 1)]
+        out.append((1, self.pqmf_filter.shape[-1] // 2))
+        return out
 
     def synthesize(self, bands: Tensor) -> Tensor:
         """PQMF synthesis: [B, 4, L] → [B, 4L]."""
@@ -134,12 +248,14 @@ class MultiBandMelGAN(nn.Module):
         Raises:
             ValueError: a bad shape or fewer than ``MIN_FRAMES`` frames.
         """
+        return self.synthesize(self.bands(self._check(mel)))
+
+    def _check(self, mel: Tensor) -> Tensor:
         if mel.dim() != 3 or mel.shape[-1] != N_MELS:
             raise ValueError(f"mel must be [B, F, {N_MELS}], got {list(mel.shape)}")
         if mel.shape[1] < MIN_FRAMES:
             raise ValueError(f"the vocoder needs at least {MIN_FRAMES} frames, got {mel.shape[1]}")
-        mel = mel.to(self.pqmf_filter.device, torch.float32)
-        return self.synthesize(self.bands(mel))
+        return mel.to(self.pqmf_filter.device, torch.float32)
 
     def decode_window(self, mel: Tensor, start: int, end: int) -> Tensor:
         """Audio of frames [start, end) from only the frames around them.
@@ -165,8 +281,48 @@ class MultiBandMelGAN(nn.Module):
         lo, hi = max(0, start - ctx), min(total, end + ctx)
         if hi - lo < MIN_FRAMES:  # widen a tiny window; the extra frames are context too
             lo, hi = max(0, min(lo, hi - MIN_FRAMES)), min(total, max(hi, lo + MIN_FRAMES))
-        audio = self.forward(mel[:, lo:hi])
-        return audio[:, (start - lo) * HOP : (end - lo) * HOP]
+        span = _Span(start - lo, end - lo, self._layer_reach())
+        x = self._head(self._check(mel[:, lo:hi]), span)
+        return self._finish(self._tail(x, span), span)
+
+    def decode_features(self, features: Tensor, start: int, end: int) -> Tensor:
+        """Audio of frames [start, end) from :meth:`features` of the whole mel.
+
+        Equals the same samples of ``forward(mel)``, at the cost of the later stages
+        over the frames and a few frames of their context.
+
+        Args:
+            features: [B, 192, F*3] ``features(mel)``.
+            start: first frame, 0 <= start < end <= F.
+            end: one past the last frame.
+
+        Returns:
+            [B, (end - start) * 300] audio.
+
+        Raises:
+            ValueError: a bad range or shape.
+        """
+        first = self.ups[0]
+        assert isinstance(first, _Upsample)
+        rate = first.stride
+        total, rest = divmod(features.shape[-1], rate)
+        if features.dim() != 3 or features.shape[1] != first.conv.out_channels or rest:
+            raise ValueError(f"not the first stage's features: {list(features.shape)}")
+        if not 0 <= start < end <= total:
+            raise ValueError(f"bad frame range [{start}, {end}) of {total}")
+        span = _Span(start, end, self._layer_reach())
+        span.rate = rate
+        margin = span.margins[len(DILATIONS) + 1]  # after the first stage's last block
+        lo = max(0, start * rate - margin)
+        span.at = lo
+        x = features[..., lo : min(total * rate, end * rate + margin)].unsqueeze(2)
+        return self._finish(self._tail(x, span), span)
+
+    def _finish(self, bands: Tensor, span: _Span) -> Tensor:
+        """PQMF synthesis of cut band signals, trimmed to ``span``'s kept frames."""
+        audio = self.synthesize(bands)
+        first = span.start * HOP - span.at * BANDS  # the cut tensors' own offset
+        return audio[:, first : first + (span.end - span.start) * HOP]
 
     @classmethod
     def from_tflite(cls, graph: TfliteGraph) -> MultiBandMelGAN:

@@ -132,6 +132,28 @@ def test_bench_engine_json_has_the_documented_keys(tmp_path, capsys) -> None:
 
 
 @pytest.mark.slow
+def test_bench_engine_zh_json_has_the_documented_keys(tmp_path, capsys) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("你好，朋友。\n谢谢关注！\n", encoding="utf-8")
+    args = ["bench", "engine", "--voice", "zh", "--json", "--texts", str(texts)]
+    assert main([*args, "--batches", "1,2", "--repeats", "2", "--items", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["voice"] == "zh" and report["texts"] == 2 and "piper" not in report
+    engine = report["engine"]
+    assert set(engine["audio_s_per_s"]) == {"1", "2"}
+    assert all(v > 0 for v in engine["audio_s_per_s"].values())
+    assert engine["rtf_batch1"] > 0 and engine["peak_rss_mb"] > 0
+    assert engine["first_chunk_ms"]["p95"] >= engine["first_chunk_ms"]["p50"] > 0
+    assert report["reference"]["measured"] is False and report["reference"]["why"]
+
+
+def test_bench_engine_zh_refuses_reduced_precision(capsys) -> None:
+    args = ["bench", "engine", "--voice", "zh", "--precision", "bfloat16", "--items", "1"]
+    assert main(args) != 0
+    assert "float32" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_say_never_touches_the_network(tmp_path, monkeypatch) -> None:
     import socket
 

@@ -1,5 +1,7 @@
 """``voxlive bench engine``: our batched torch engine and Piper's onnxruntime voice, side by side.
 
+With ``--voice zh``, the Mandarin voice instead, without a baseline (``engine_zh.py``).
+
 Both run in one process on the same sentences, one after the other, so the
 ratios compare like with like on a shared, noisy machine. Times include the
 text front end on both sides.
@@ -93,27 +95,30 @@ def bench_engine(args: argparse.Namespace) -> dict[str, Any]:
     Raises:
         ValueError: bad ``--texts`` file or ``--batches`` list.
     """
-    texts = load_texts(args.texts)
+    voice = getattr(args, "voice", "en")
+    texts = load_texts(args.texts) if voice == "en" or args.texts else []
     try:
         batches = sorted({int(b) for b in str(args.batches).split(",")})
     except ValueError as exc:
         raise ValueError(f"--batches must be comma-separated integers: {args.batches!r}") from exc
     if not batches or batches[0] < 1:
         raise ValueError("--batches must be positive integers")
-    t0 = time.perf_counter()
-    voice = Voice.load(device=args.device, precision=args.precision)
-    load_s = time.perf_counter() - t0
     if args.items < 1 or args.repeats < 1:
         raise ValueError("--items and --repeats must be ≥ 1")
-    engine = _engine_figures(voice, texts, batches, args.repeats, args.items)
+    if voice == "zh":
+        return _bench_zh(args, texts, batches)
+    t0 = time.perf_counter()
+    model = Voice.load(device=args.device, precision=args.precision)
+    load_s = time.perf_counter() - t0
+    engine = _engine_figures(model, texts, batches, args.repeats, args.items)
     engine.update(
         load_s=load_s,
         peak_rss_mb=_peak_rss_mb(),
-        device=str(voice.device),
-        precision=voice.precision,
+        device=str(model.device),
+        precision=model.precision,
         threads=_threads(),
     )
-    report: dict[str, Any] = {"engine": engine, "texts": len(texts)}
+    report: dict[str, Any] = {"engine": engine, "texts": len(texts), "voice": "en"}
     if not args.no_piper:
         piper = _piper_figures(texts, args.repeats, args.items)
         report["piper"] = piper
@@ -128,6 +133,18 @@ def bench_engine(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _bench_zh(args: argparse.Namespace, texts: list[str], batches: list[int]) -> dict[str, Any]:
+    """The Mandarin voice's report: no Piper baseline (Piper has no such voice)."""
+    from .engine_zh import ZH_BENCH_SENTENCES, reference_note, zh_engine_figures
+
+    if args.precision != "float32":
+        raise ValueError("--voice zh runs in float32 only")
+    texts = texts or list(ZH_BENCH_SENTENCES)
+    engine = zh_engine_figures(texts, batches, args.repeats, args.items, args.device)
+    engine.update(peak_rss_mb=_peak_rss_mb(), threads=_threads())
+    return {"engine": engine, "texts": len(texts), "voice": "zh", "reference": reference_note()}
+
+
 def _threads() -> int:
     import torch
 
@@ -137,8 +154,9 @@ def _threads() -> int:
 def format_engine_report(report: dict[str, Any]) -> str:
     """A few human-readable lines of the report."""
     e = report["engine"]
+    voice = report.get("voice", "en")
     lines = [
-        f"engine ({e['device']}, {e['precision']}, {e['threads']} threads): "
+        f"{voice} engine ({e['device']}, {e['precision']}, {e['threads']} threads): "
         f"load {e['load_s']:.2f} s, rtf@1 {e['rtf_batch1']:.3f}, "
         f"peak RSS {e['peak_rss_mb']:.0f} MB",
         "  audio s/s by batch: "
@@ -146,6 +164,8 @@ def format_engine_report(report: dict[str, Any]) -> str:
         f"  first chunk p50 {e['first_chunk_ms']['p50']:.1f} ms, "
         f"p95 {e['first_chunk_ms']['p95']:.1f} ms",
     ]
+    if "reference" in report and not report["reference"]["measured"]:
+        lines.append(f"TFLite reference: not measured ({report['reference']['why']})")
     if "piper" in report:
         p, r = report["piper"], report["ratios"]
         lines += [

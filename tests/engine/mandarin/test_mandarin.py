@@ -70,6 +70,16 @@ def test_windowed_vocoder_equals_whole_decode(zh: MandarinModel) -> None:
         torch.testing.assert_close(window, whole[:, start * 300 : end * 300], atol=1e-5, rtol=0)
 
 
+def test_windows_from_first_stage_features_equal_whole_decode(zh: MandarinModel) -> None:
+    mel = zh.acoustic.infer(*_batch([_ids(zh, SENTENCES[3])])).mel
+    whole = zh.vocoder(mel)
+    features = zh.vocoder.features(mel)
+    total = mel.shape[1]
+    for start, end in [(0, 16), (16, 48), (48, 112), (100, 133), (total - 20, total), (5, 6)]:
+        window = zh.vocoder.decode_features(features, start, end)
+        torch.testing.assert_close(window, whole[:, start * 300 : end * 300], atol=1e-5, rtol=0)
+
+
 def test_context_frames_covers_the_receptive_field(zh: MandarinModel) -> None:
     mel = zh.acoustic.infer(*_batch([_ids(zh, SENTENCES[3])])).mel
     whole = zh.vocoder(mel)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from voxlive.engine.mandarin import fastspeech2
 from voxlive.engine.mandarin.fastspeech2 import FastSpeech2
 from voxlive.engine.mandarin.melgan import MultiBandMelGAN
 
@@ -39,8 +40,13 @@ def _batch(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, torch.tensor([len(s) for s in seqs])
 
 
-def test_padding_does_not_change_an_item(acoustic: FastSpeech2) -> None:
-    seqs = [[1, 5, 8, 6, 2, 7, 9, 1, 19], [1, 6, 4, 1]]
+@pytest.mark.parametrize("padding_share", [1.0, fastspeech2.PADDING_SHARE])
+def test_padding_does_not_change_an_item(
+    acoustic: FastSpeech2, padding_share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1.0: one padded decoder batch; the default: grouped by length, rows put back in order.
+    monkeypatch.setattr(fastspeech2, "PADDING_SHARE", padding_share)
+    seqs = [[1, 6, 4, 1], [1, 5, 8, 6, 2, 7, 9, 1, 19], [1, 6, 4, 1, 2], [1, 5, 8, 6, 2, 7, 9, 1]]
     together = acoustic.infer(*_batch(seqs))
     for i, seq in enumerate(seqs):
         alone = acoustic.infer(*_batch([seq]))
@@ -79,6 +85,26 @@ def test_window_equals_whole_decode(vocoder: MultiBandMelGAN) -> None:
     for start, end in [(0, 5), (30, 45), (60, 90), (44, 45)]:
         window = vocoder.decode_window(mel, start, end)
         torch.testing.assert_close(window, whole[:, start * 300 : end * 300], atol=1e-5, rtol=0)
+
+
+def test_windows_from_first_stage_features_equal_whole_decode(vocoder: MultiBandMelGAN) -> None:
+    torch.manual_seed(3)
+    mel = torch.randn(2, 90, 80)
+    whole = vocoder(mel)
+    features = vocoder.features(mel)
+    assert features.shape == (2, 192, 90 * 3)
+    for start, end in [(0, 5), (0, 16), (16, 48), (30, 45), (60, 90), (44, 45), (89, 90)]:
+        window = vocoder.decode_features(features, start, end)
+        torch.testing.assert_close(window, whole[:, start * 300 : end * 300], atol=1e-5, rtol=0)
+
+
+def test_decode_features_refuses_a_bad_range(vocoder: MultiBandMelGAN) -> None:
+    features = vocoder.features(torch.randn(1, 20, 80))
+    for start, end in [(-1, 5), (5, 5), (0, 21)]:
+        with pytest.raises(ValueError):
+            vocoder.decode_features(features, start, end)
+    with pytest.raises(ValueError):
+        vocoder.decode_features(features[..., :-1], 0, 5)
 
 
 def test_band_signals_sit_on_the_int8_grid(vocoder: MultiBandMelGAN) -> None:
