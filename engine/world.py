@@ -31,8 +31,8 @@ from types import ModuleType
 
 import numpy as np
 
-from .pitch import FRAME_PERIOD_MS, f0_statistics, yin_median, yin_track
-from .transform import CONTOUR_S, VoiceTransform, contour_window, soft_limit
+from .pitch import FRAME_PERIOD_MS, yin_track
+from .transform import VoiceTransform, contour_window, soft_limit
 
 __all__ = [
     "Analysis",
