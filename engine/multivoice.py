@@ -161,20 +161,20 @@ class MultiVoiceEngine:
         primary = self._primary(text, voice)
         sentences: list[Sentence] = []
         warnings: list[str] = []
-        for run in self._runs(text, primary):
-            name = self._by_language.get(run.lang)
+        for lang, run in self._runs(text, primary):
+            name = self._by_language.get(lang)
             if name is None:
-                warnings.append(f"no voice speaks {run.lang!r}: skipped {run.text!r}")
+                warnings.append(f"no voice speaks {lang!r}: skipped {run!r}")
                 continue
-            if _primary_subtag(self.info(primary).language) == run.lang:
+            if _primary_subtag(self.info(primary).language) == lang:
                 name = primary
             try:
-                prepared = self._by_voice[name].prepare(run.text)
+                prepared = self._by_voice[name].prepare(run)
             except TextError as exc:
                 if exc.code != "empty_text":
                     raise
-                if run.text.strip():
-                    warnings.append(f"nothing speakable in {run.text!r}: skipped")
+                if run.strip():
+                    warnings.append(f"nothing speakable in {run!r}: skipped")
                 continue
             sentences.extend(replace(s, voice=name) for s in prepared.sentences)
             warnings.extend(prepared.warnings)
@@ -193,11 +193,13 @@ class MultiVoiceEngine:
             raise KeyError(f"no built-in voice {voice!r}")
         return voice
 
-    def _runs(self, text: str, primary: str) -> list[Run]:
+    def _runs(self, text: str, primary: str) -> list[tuple[str, str]]:
+        """``(language, text)`` runs: by script when the voices speak Chinese and English."""
         lang = _primary_subtag(self.info(primary).language)
-        if len(self._by_language) == 1 or lang not in ("zh", "en"):
-            return [Run(_primary_subtag(self.language), text)]
-        return split_runs(text, default="zh" if lang == "zh" else "en")
+        if not {"zh", "en"} <= set(self._by_language):
+            return [(lang, text)]
+        runs: list[Run] = split_runs(text, default="zh" if lang == "zh" else "en")
+        return [(run.lang, run.text) for run in runs]
 
     # -- performances -------------------------------------------------------------------
 
