@@ -35,6 +35,11 @@ class Result:
     """Errors the server reported about this utterance."""
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the server skipped or read other than written (``done.warnings``, v1.4)."""
+        return self.done.warnings
+
+    @property
     def ok(self) -> bool:
         """Whether the utterance completed (``done.status == "completed"``)."""
         return self.done.status == "completed"

@@ -36,7 +36,7 @@ __all__ = [
 
 FORMANT_SCALES = tuple(round(0.88 + 0.03 * i, 2) for i in range(15))  # 0.88 … 1.30
 TILTS_DB_PER_OCTAVE = (-2.0, 0.0, 2.0, 4.0, 6.0)
-RANGE_BOUNDS = (0.9, 1.1)
+RANGE_BOUNDS = (0.95, 1.05)
 """How far the pitch range follows the reference's (a wider or narrower range costs quality)."""
 
 

@@ -273,6 +273,8 @@ class Done:
     """Receipt of the utterance to its first audio frame, in ms; ``None`` without audio."""
     rtf: float | None = None
     """Real-time factor: synthesis time / audio duration; ``None`` without audio."""
+    warnings: tuple[str, ...] = ()
+    """What was skipped or read other than written in the text (v1.4; empty otherwise)."""
 
 
 @dataclass(frozen=True, slots=True)

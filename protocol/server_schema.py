@@ -66,7 +66,7 @@ def server_to_wire(msg: ServerMessage) -> Wire:
                 wire["intensity"] = intensity
             return wire
         case Done():
-            return typed("done") | flat(msg)
+            return typed("done") | flat(msg) | {"warnings": list(msg.warnings)}
         case Error():
             return typed("error") | flat(msg)
         case VoiceReady():
@@ -236,6 +236,8 @@ def _done_from(f: Fields) -> Done:
         audio_ms=f.get_float("audio_ms", lo=0.0, hi=MAX_MS),
         first_audio_ms=f.get_opt_float("first_audio_ms", lo=0.0, hi=MAX_MS),
         rtf=f.get_opt_float("rtf", lo=0.0, hi=MAX_MS),
+        # Absent before v1.4.
+        warnings=f.get_str_list("warnings", max_len=ANY_LEN) if f.has("warnings") else (),
     )
 
 

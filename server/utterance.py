@@ -132,6 +132,8 @@ class Utterance:
         self.streamed = False  # opened by append
         self.next_index = 0  # sentences handed to the batcher
         self.jobs: list[Job] = []
+        self.warnings: list[str] = []
+        """What the front end skipped or changed (sent with ``done``)."""
         self.started_at: float | None = None
         self.paused = False  # read by the engine thread: skip while the client lags
         self._held: list[Callable[[], None]] | None = None  # text waiting for the voice
@@ -220,6 +222,7 @@ class Utterance:
             self.fail(Error(code="internal", message="text processing failed", id=self.id))
             return
         else:
+            self.warnings.extend(result.warnings)
             self._enqueue(result.sentences)
         self._maybe_end()
 
@@ -356,6 +359,7 @@ class Utterance:
                 audio_ms=audio_s * 1000,
                 first_audio_ms=None if first is None else (first - self.received_at) * 1000,
                 rtf=rtf,
+                warnings=tuple(self.warnings),
             )
         )
         self.writer.forget(self)

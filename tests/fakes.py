@@ -147,11 +147,15 @@ class FakeEngine:
             raise TextError("unsupported_language", "this fake engine speaks Han script")
         if not self.language.startswith("zh") and han:
             raise TextError("unsupported_language", "the fake engine speaks Latin script")
+        warnings = [f"dropped emoji {ch!r}" for ch in text if ch == "\U0001f389"]
+        text = text.replace("\U0001f389", "")
+        if not text.strip():
+            raise TextError("empty_text", "nothing speakable: " + "; ".join(warnings))
         pieces = split_sentences(text)
         sentences = [
             Sentence(p, list(p), [ord(c) % 256 for c in p], p.rstrip(".!?").split()) for p in pieces
         ]
-        return Text(sentences, [])
+        return Text(sentences, warnings)
 
     def perform(self, controls: Controls, listener: Listener) -> FakePerformance:
         if controls.emotion not in self.emotions:

@@ -121,6 +121,7 @@ async def _speak_one(args: argparse.Namespace) -> int:
         except TimeoutError:
             _say(f"no answer within {args.timeout:g} s")
             return EXIT_FAILED
+    _warn(result, "")
     if not result.ok:
         _report(result, "")
         return EXIT_FAILED
@@ -162,11 +163,17 @@ async def _speak_line(
         except ClientError as exc:
             _say(f"{where}{exc.message}")
             return False
+    _warn(result, where)
     if not result.ok:
         _report(result, where)
         return False
     result.save_wav(args.output / f"{n:04d}.wav")
     return True
+
+
+def _warn(result: Result, where: str) -> None:
+    for warning in result.warnings:
+        _say(f"{where}warning: {warning}")
 
 
 def _report(result: Result, where: str) -> None:
