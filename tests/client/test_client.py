@@ -421,3 +421,21 @@ def test_emotion_options_reach_the_server_and_the_applied_emotion_comes_back(ser
     assert sad.num_samples > 1.1 * plain.num_samples
     rms = [float(np.sqrt(np.mean(r.samples() ** 2))) for r in (plain, sad)]
     assert rms[1] < 0.6 * rms[0]
+
+
+def test_warnings_about_the_text_reach_the_result_and_the_command_line(capsys, tmp_path) -> None:
+    from ..fakes import FakeEngine, FakeSpeaker
+
+    async def go():
+        async with run_server(FakeEngine(), FakeSpeaker()) as app:
+            async with Client.connect(url(app)) as c:
+                result = await c.synthesize("Party time \U0001f389!")
+            code = await asyncio.to_thread(
+                cli_main, ["client", "--url", url(app), "Yay \U0001f389", "-o", str(out)]
+            )
+            return result, code
+
+    out = tmp_path / "yay.wav"
+    result, code = run(go())
+    assert result.ok and result.warnings == ("dropped emoji '\U0001f389'",)
+    assert code == 0 and "warning: dropped emoji" in capsys.readouterr().err

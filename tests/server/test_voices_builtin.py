@@ -79,3 +79,19 @@ def test_a_voice_is_chosen_by_name_or_by_language_and_an_unknown_language_is_ref
     assert sorted(zh.begun) == ["666", "777"] and en.begun == ["888"]
     (refused,) = [m for m in messages if isinstance(m, Error)]
     assert refused.code == "unsupported" and "fr" in refused.message and "zh" in refused.message
+
+
+def test_what_the_front_end_dropped_is_reported_in_done():
+    engine, _, _ = bilingual()
+
+    async def main():
+        async with run_server(engine, FakeSpeaker()) as app:
+            ws = await open_session(app)
+            await ws.send(speak("u", "Hello \U0001f389 there."))
+            await ws.send(speak("clean", "Hello there."))
+            return await collect(ws, {"u", "clean"}, timeout=10)
+
+    _, _, done = run(main())
+    assert done["u"].status == "completed"
+    assert done["u"].warnings == ("dropped emoji '\U0001f389'",)
+    assert done["clean"].warnings == ()
