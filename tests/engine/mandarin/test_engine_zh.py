@@ -29,13 +29,14 @@ def test_chinese_is_understood_across_numbers_dates_and_danmaku(mandarin, whispe
 
 
 def test_every_emotion_stays_intelligible(mandarin, whisper_zh) -> None:
-    sample = SENTENCES_ZH[:12]
-    texts = [mandarin.prepare(t) for t in sample]
+    texts = [mandarin.prepare(t) for t in SENTENCES_ZH]
     for emotion in EMOTIONS:
+        if emotion == "neutral":
+            continue  # the test above
         controls = [Controls(emotion=emotion, intensity=1.0)] * len(texts)
         spoken = speak_many(mandarin, texts, controls)
         heard = [transcribe_zh(whisper_zh, s.audio, RATE) for s in spoken]
-        assert cer(sample, heard) <= 0.10, (emotion, heard)
+        assert cer(SENTENCES_ZH, heard) <= 0.12, (emotion, heard)
 
 
 def _measures(engine: MandarinEngine, controls: Controls) -> dict[str, float]:
