@@ -58,7 +58,10 @@ def one_pole(v: np.ndarray, a: float, y0: float, block: int = 64) -> np.ndarray:
     powers = a ** np.arange(block)
     lags = np.arange(block)[:, None] - np.arange(block)[None, :]
     kernel = np.where(lags >= 0, a ** np.maximum(lags, 0), 0.0)  # [block, block]
-    local = padded @ kernel.T  # each block from a zero start
+    # Each block from a zero start. einsum's own loop, not BLAS: a BLAS call would wake
+    # OpenBLAS's worker threads, whose spinning slows the engine's convolutions on the
+    # same cores (docs/performance.md).
+    local = np.einsum("bj,kj->bk", padded, kernel)
     out = np.empty_like(padded)
     carry = y0
     for i in range(blocks):

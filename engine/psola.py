@@ -270,7 +270,7 @@ class PsolaAdapter:
         seg = self.x[lo - half - self.x0 : hi + half - 1 - self.x0]
         dots = np.correlate(seg, template, "valid")  # [candidates]
         cum = np.concatenate([[0.0], np.cumsum(seg**2)])
-        energy = (cum[2 * half :] - cum[: len(cum) - 2 * half]) * float(template @ template)
+        energy = (cum[2 * half :] - cum[: len(cum) - 2 * half]) * float(np.sum(template * template))
         match = dots / np.sqrt(np.maximum(energy, 1e-20))
         offset = (np.arange(lo, hi) - (m + period)) / (period * _SEARCH)
         score = match * (1 - 0.1 * offset**2)  # ties go to the predicted spacing

