@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .judge import WHISPER_SAMPLE_RATE, resample
+from .judge import WHISPER_SAMPLE_RATE, _edit_distance, resample
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -86,15 +86,6 @@ def chars(text: str) -> list[str]:
     return re.findall(r"[\u3400-\u9fff]|[A-Za-z]+", text.lower())
 
 
-def _distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
-
-
 def cer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     """Corpus character error rate over :func:`chars` of each pair.
 
@@ -107,4 +98,4 @@ def cer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     total = sum(len(r) for r, _ in pairs)
     if total == 0:
         raise ValueError("the references hold no characters")
-    return sum(_distance(r, h) for r, h in pairs) / total
+    return sum(_edit_distance(r, h) for r, h in pairs) / total
