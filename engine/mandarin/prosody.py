@@ -35,6 +35,10 @@ F0_STD_HZ: Final = 0.13 * F0_MEAN_HZ
 LEVEL_DB: Final = -3.6
 """Gain that brings the voice to the English voice's speech level, so that mixed-language
 utterances play at one level (the two levels are measured in docs/performance.md)."""
+VOICE_LEVEL_RANGE_ST: Final = (-4.0, 4.0)
+"""How far a registered voice may move this voice's pitch level: beyond it the model's
+speech breaks up (measured in docs/performance.md), so a much lower or higher reference
+moves it this far toward itself."""
 ENERGY_PER_DB: Final = 0.05
 """Normalized energy units per dB of an emotion's loudness change (vocal effort)."""
 
@@ -53,7 +57,8 @@ class ModelControls:
 
 
 def model_controls(controls: Controls) -> ModelControls:
-    """The model inputs realizing ``controls`` (emotion, intensity, speed, pitch, volume).
+    """The model inputs realizing ``controls`` (emotion, intensity, speed, pitch, volume,
+    and a registered voice's pitch level and range).
 
     Raises:
         ValueError: a control out of range (the message names it).
@@ -65,14 +70,19 @@ def model_controls(controls: Controls) -> ModelControls:
         controls.pitch_st,
         controls.volume_db,
     )
-    ratio = 2.0 ** (p.f0_shift_st / 12.0)
+    voice = controls.voice
+    lo, hi = VOICE_LEVEL_RANGE_ST
+    voice_st = min(max(voice.f0_shift_st, lo), hi) if voice is not None else 0.0
+    level_st = p.f0_shift_st + voice_st
+    spread = p.f0_range * (voice.f0_range if voice is not None else 1.0)
+    ratio = 2.0 ** (level_st / 12.0)
     shift = F0_MEAN_HZ * (ratio - 1.0) / F0_STD_HZ
     effort_db = p.gain_db - controls.volume_db  # the emotion's share, not the user's volume
     return ModelControls(
         speed=1.0 / p.length_scale,
         pause_scale=p.pause_scale,
         pitch_shift=shift,
-        pitch_scale=p.f0_range * ratio,
+        pitch_scale=spread * ratio,
         energy_shift=ENERGY_PER_DB * effort_db,
         gain=math.pow(10.0, (p.gain_db + LEVEL_DB) / 20.0),
     )

@@ -104,3 +104,22 @@ def test_text_with_nothing_chinese_to_say_is_refused_with_a_reason(mandarin) -> 
     with pytest.raises(TextError) as err:
         mandarin.prepare("😂😂 (╯°□°）╯")
     assert err.value.code == "empty_text" and "emoji" in str(err.value)
+
+
+def test_a_registered_voice_moves_the_chinese_voices_pitch_toward_its_own(voice, mandarin) -> None:
+    from voxlive.engine.multivoice import MultiVoiceEngine
+    from voxlive.engine.pitch import yin_median
+    from voxlive.engine.transform import VoiceTransform
+    from voxlive.engine.vits import VitsEngine
+
+    english = VitsEngine(voice)
+    both = MultiVoiceEngine([english, mandarin], default="en")
+    # A reference pitched 1 st above the Chinese voice's own centre: fitted against the
+    # English voice, its transform says "so many semitones above the English centre".
+    shift = 12 * np.log2(mandarin.center_hz / english.center_hz) + 1.0
+    lower = VoiceTransform(f0_shift_st=shift - 4.0)
+    text = "欢迎来到直播间，感谢大家的支持。"
+    plain = speak(both, text, Controls(), "zh").audio
+    moved = speak(both, text, Controls(voice=lower), "zh").audio
+    change = 12 * np.log2(yin_median(moved, both.sample_rate) / yin_median(plain, both.sample_rate))
+    assert -4.0 <= change <= -1.5, change
