@@ -245,15 +245,15 @@ class PsolaAdapter:
             hz = self._frame_f0(m) if self.frames_done * self.hop > m + self.half else -1.0
             if hz < 0:
                 return  # its frame has not arrived
-            if len(region.marks) >= 2:
-                last = region.marks[-1] - region.marks[-2]
-                period = sr / hz if hz > 0 and abs(math.log(sr / hz / last)) < 0.2 else last
+            last = region.marks[-1] - region.marks[-2] if len(region.marks) >= 2 else 0
+            if last > 0 and not (hz > 0 and abs(math.log(sr / hz / last)) < 0.2):
+                period = float(last)  # the tracker jumped: keep the marks' own period
             else:
                 period = sr / hz if hz > 0 else 0.0
             nxt = self._next_mark(m, period) if period > 0 else None
             if nxt == -1:
                 return  # wait for input
-            if nxt is None:
+            if nxt is None or nxt <= m:  # no further period (marks only move forward)
                 region.open = False
                 self.search_frame = max(self.search_frame, m // self.hop + 1)
                 continue

@@ -127,3 +127,30 @@ def test_happy_sounds_as_clean_as_neutral(voice) -> None:
     before = np.mean([mos(a, RATE) for a in neutral])
     after = np.mean([mos(a, RATE) for a in happy])
     assert after >= before - 0.15, (before, after)
+
+
+@pytest.mark.parametrize("seed", [60, 61, 62])
+def test_garbage_in_never_breaks_the_stage_and_keeps_its_length(tiny_voice, seed) -> None:
+    # A random-weight voice's buzz (seed 60 once put two pitch marks on one sample),
+    # sudden pitch jumps, clicks and noise: whatever comes in, every emotion's stage
+    # hands back as many samples, finite, and never raises.
+    from voxlive.engine.emotion import EMOTIONS
+    from voxlive.engine.expression import Expression
+
+    rng = np.random.default_rng(seed)
+    text = "Hello chat, welcome back!"
+    (buzz,) = tiny_voice.synthesize_texts([text], SynthesisParams(seed=seed))
+    t = np.arange(RATE) / RATE
+    jumps = np.sin(2 * np.pi * np.where(t < 0.5, 90.0, 380.0) * t) * 0.5
+    clicks = np.zeros(RATE // 2)
+    clicks[:: int(rng.integers(40, 400))] = 0.9
+    noise = rng.normal(0, 0.3, RATE // 3)
+    for audio in (buzz, np.concatenate([buzz, jumps, clicks, noise]).astype(np.float32)):
+        for emotion in EMOTIONS:
+            for k in (0.7, 1.0):
+                expression = Expression.create(emotion=emotion, intensity=k, center_hz=CENTER)
+                stage = expression.stage(RATE)
+                if stage is None:
+                    continue
+                out = np.concatenate(feed_in_chunks(stage, audio))
+                assert len(out) == len(audio) and np.isfinite(out).all(), (emotion, k)
