@@ -32,6 +32,9 @@ class ProsodyMeasure:
     speech_s: float
     pause_s: float
     """Silence between the first and the last speech frame."""
+    octave_errors: float = 0.0
+    """Fraction of voiced frames the tracker read an octave (or more) off the utterance's
+    median: period doubling or halving, as a pitch-shifting stage can leave behind."""
 
     def to_dict(self) -> dict[str, float]:
         return {k: round(v, 3) for k, v in asdict(self).items()}
@@ -55,7 +58,7 @@ def measure(audio: np.ndarray, sample_rate: int, n_phones: int) -> ProsodyMeasur
         raise ValueError("no speech in audio")
     idx = np.flatnonzero(active)
     span = idx[-1] - idx[0] + 1
-    voiced = _fold_octaves(yin_track(x, sample_rate, hop_s=0.01, fmin=40.0))
+    voiced, octave_errors = _fold_octaves(yin_track(x, sample_rate, hop_s=0.01, fmin=40.0))
     if len(voiced) < 5:
         raise ValueError("no voiced speech in audio")
     st = 12 * np.log2(voiced / 100.0)
@@ -68,11 +71,13 @@ def measure(audio: np.ndarray, sample_rate: int, n_phones: int) -> ProsodyMeasur
         rms_db=float(10 * np.log10(power[active].mean())),
         speech_s=float(speech_s),
         pause_s=float((span - active.sum()) * FRAME_S),
+        octave_errors=octave_errors,
     )
 
 
-def _fold_octaves(f0: np.ndarray, limit: float = 0.8) -> np.ndarray:
-    """Voiced F0 values with octave errors folded back toward their median.
+def _fold_octaves(f0: np.ndarray, limit: float = 0.8) -> tuple[np.ndarray, float]:
+    """Voiced F0 values with octave errors folded back toward their median, and the
+    fraction of them that were folded.
 
     The bundled voice is low (~88 Hz) with a strong second harmonic: every
     tracker reads some of its frames (and more of a WORLD resynthesis's) an
@@ -81,7 +86,7 @@ def _fold_octaves(f0: np.ndarray, limit: float = 0.8) -> np.ndarray:
     """
     voiced = f0[f0 > 0]
     if len(voiced) < 5:
-        return voiced
+        return voiced, 0.0
     d = np.log2(voiced) - np.median(np.log2(voiced))
     octaves = np.where(np.abs(d) > limit, np.round(d), 0.0)
-    return voiced / 2.0**octaves
+    return voiced / 2.0**octaves, float(np.mean(octaves != 0))

@@ -49,7 +49,7 @@ SENTENCES = [
 ]
 """Default sentences: varied lengths, questions, commas (pauses), numbers."""
 
-MEASURES = ("f0_mean_st", "f0_range_st", "rate_phones_s", "rms_db", "pause_s")
+MEASURES = ("f0_mean_st", "f0_range_st", "rate_phones_s", "rms_db", "pause_s", "octave_errors")
 
 
 @dataclass(slots=True)
