@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .tflite_weights import TfliteGraph
+from .tflite_weights import TfliteGraph, copy_weight, load_conv1d
 
 __all__ = ["Acoustic", "FastSpeech2"]
 
@@ -381,8 +381,10 @@ class FastSpeech2(nn.Module):
         table = graph.named("embeddings/Gather/resource")
         model = cls(table.shape[0], voiced_ids)
         with torch.no_grad():
-            _copy(model.embedding.weight, table)
-            _copy(model.positions, graph.named("embeddings/position_embeddings/Gather/resource"))
+            copy_weight(model.embedding.weight, table)
+            copy_weight(
+                model.positions, graph.named("embeddings/position_embeddings/Gather/resource")
+            )
             for part, blocks in (("encoder", model.encoder), ("decoder", model.decoder)):
                 for i, block in enumerate(_blocks(blocks)):
                     _load_block(graph, f"{part}/layer_._{i}", block)
@@ -404,34 +406,24 @@ class FastSpeech2(nn.Module):
                 bn = f"postnet/batch_norm_._{i}/batchnorm/"
                 scale = graph.const_input(graph.find("MUL", bn + "mul_1"))
                 shift = graph.const_input(graph.find("ADD", bn + "add_1"))
-                _copy(model.postnet_scale[i, : conv.out_channels], scale)
-                _copy(model.postnet_shift[i, : conv.out_channels], shift)
+                copy_weight(model.postnet_scale[i, : conv.out_channels], scale)
+                copy_weight(model.postnet_shift[i, : conv.out_channels], shift)
         return model.eval()
 
 
-def _copy(target: Tensor, value: object) -> None:
-    source = torch.as_tensor(value, dtype=torch.float32)
-    if tuple(source.shape) != tuple(target.shape):
-        raise ValueError(f"weight shape {list(source.shape)} != expected {list(target.shape)}")
-    target.copy_(source)
-
-
 def _load_conv(graph: TfliteGraph, prefix: str, conv: nn.Conv1d) -> None:
-    weight, bias = graph.layer(graph.find("CONV_2D", prefix, prefix=True))
-    assert conv.bias is not None
-    _copy(conv.weight, weight[:, 0].transpose(0, 2, 1))  # [out, 1, k, in] → [out, in, k]
-    _copy(conv.bias, bias)
+    load_conv1d(graph, graph.find("CONV_2D", prefix, prefix=True), conv)
 
 
 def _load_linear(graph: TfliteGraph, prefix: str, linear: nn.Linear) -> None:
     weight, bias = graph.layer(graph.find("FULLY_CONNECTED", prefix, prefix=True))
-    _copy(linear.weight, weight)
-    _copy(linear.bias, bias)
+    copy_weight(linear.weight, weight)
+    copy_weight(linear.bias, bias)
 
 
 def _load_norm(graph: TfliteGraph, prefix: str, norm: nn.LayerNorm) -> None:
-    _copy(norm.weight, graph.const_input(graph.find("MUL", f"{prefix}/batchnorm/mul")))
-    _copy(norm.bias, graph.const_input(graph.find("SUB", f"{prefix}/batchnorm/sub")))
+    copy_weight(norm.weight, graph.const_input(graph.find("MUL", f"{prefix}/batchnorm/mul")))
+    copy_weight(norm.bias, graph.const_input(graph.find("SUB", f"{prefix}/batchnorm/sub")))
 
 
 def _load_block(graph: TfliteGraph, name: str, block: _FftBlock) -> None:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .tflite_weights import Op, TfliteError, TfliteGraph
+from .tflite_weights import TfliteError, TfliteGraph, copy_weight, load_conv1d
 
 __all__ = ["HOP", "MIN_FRAMES", "MultiBandMelGAN"]
 
@@ -338,45 +338,31 @@ class MultiBandMelGAN(nn.Module):
             raise TfliteError(f"{graph.path}: not the Multi-band MelGAN layout")
         model = cls()
         with torch.no_grad():
-            _load_conv(graph, convs[0], model.conv_pre)
+            load_conv1d(graph, convs[0], model.conv_pre)
             at = 1
             for up, tconv in zip(model.ups, tconvs, strict=False):
                 assert isinstance(up, _Upsample)
                 weight, bias = graph.layer(tconv)
-                _copy(
+                copy_weight(
                     up.conv.weight, weight[:, :, 0].transpose(2, 0, 1)
                 )  # [o, k, 1, i] → [i, o, k]
                 assert up.conv.bias is not None
-                _copy(up.conv.bias, bias)
+                copy_weight(up.conv.bias, bias)
                 for block in up.blocks:
                     assert isinstance(block, _ResidualBlock)
                     # Graph order per block: shortcut, dilated conv, 1×1 conv.
                     for conv in (block.shortcut, block.conv, block.project):
-                        _load_conv(graph, convs[at], conv)
+                        load_conv1d(graph, convs[at], conv)
                         at += 1
-            _load_conv(graph, convs[at], model.conv_post)
+            load_conv1d(graph, convs[at], model.conv_post)
             up_weight, _ = graph.layer(tconvs[-1])  # [out, 1, k, in]
-            _copy(model.pqmf_up, up_weight[:, 0].transpose(2, 0, 1))  # → [in, out, k]
+            copy_weight(model.pqmf_up, up_weight[:, 0].transpose(2, 0, 1))  # → [in, out, k]
             synth, synth_bias = graph.layer(convs[at + 1])  # [1, 1, 63, 4]
             if float(abs(synth_bias).max()) != 0.0:
                 raise TfliteError(f"{graph.path}: the PQMF filter has a bias")
-            _copy(model.pqmf_filter, synth[:, 0].transpose(0, 2, 1))  # → [1, 4, 63]
+            copy_weight(model.pqmf_filter, synth[:, 0].transpose(0, 2, 1))  # → [1, 4, 63]
             quant = graph.quantization(graph.of_kind("QUANTIZE")[0].outputs[0])
             if quant is None or quant[1] != 0:
                 raise TfliteError(f"{graph.path}: band signals are not symmetric int8")
             model.band_scale = quant[0]
         return model.eval()
-
-
-def _copy(target: Tensor, value: object) -> None:
-    source = torch.as_tensor(value, dtype=torch.float32)
-    if tuple(source.shape) != tuple(target.shape):
-        raise TfliteError(f"weight shape {list(source.shape)} != expected {list(target.shape)}")
-    target.copy_(source)
-
-
-def _load_conv(graph: TfliteGraph, op: Op, conv: nn.Conv1d) -> None:
-    weight, bias = graph.layer(op)
-    assert conv.bias is not None
-    _copy(conv.weight, weight[:, 0].transpose(0, 2, 1))  # [out, 1, k, in] → [out, in, k]
-    _copy(conv.bias, bias)

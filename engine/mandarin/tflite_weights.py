@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import tflite
+import torch
 from tflite.BuiltinOperator import BuiltinOperator
+from torch import nn
 
-__all__ = ["Op", "TfliteError", "TfliteGraph"]
+__all__ = ["Op", "TfliteError", "TfliteGraph", "copy_weight", "load_conv1d"]
 
 # tflite TensorType codes we read; anything else is not a weight.
 _DTYPES: dict[int, type[np.generic]] = {
@@ -208,3 +210,27 @@ class TfliteGraph:
         if bias is None:
             bias = np.zeros(weight.shape[0], dtype=np.float32)
         return weight, bias.astype(np.float32)
+
+
+def copy_weight(target: torch.Tensor, value: object) -> None:
+    """Copy a weight read from the graph into ``target`` (in place, as float32).
+
+    Raises:
+        TfliteError: the shapes differ.
+    """
+    source = torch.as_tensor(value, dtype=torch.float32)
+    if tuple(source.shape) != tuple(target.shape):
+        raise TfliteError(f"weight shape {list(source.shape)} != expected {list(target.shape)}")
+    target.copy_(source)
+
+
+def load_conv1d(graph: TfliteGraph, op: Op, conv: nn.Conv1d) -> None:
+    """A 1-D convolution's weights from the ``CONV_2D`` op TFLite made of it.
+
+    Raises:
+        TfliteError: the shapes differ.
+    """
+    weight, bias = graph.layer(op)
+    assert conv.bias is not None
+    copy_weight(conv.weight, weight[:, 0].transpose(0, 2, 1))  # [out, 1, k, in] → [out, in, k]
+    copy_weight(conv.bias, bias)
