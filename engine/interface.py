@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeAlias
+from typing import Literal, Protocol, TypeAlias, TypeVar
 
 import numpy as np
 
@@ -52,6 +52,7 @@ __all__ = [
     "TextErrorCode",
     "Timed",
     "VoiceInfo",
+    "own",
 ]
 
 Precision: TypeAlias = Literal["float32", "bfloat16", "float16"]
@@ -304,3 +305,17 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Stop the engine's own threads (after the last ``step``)."""
+
+
+_Own = TypeVar("_Own")
+
+
+def own(value: object, kind: type[_Own], what: str) -> _Own:
+    """``value`` as one of the engine's own ``kind`` (a performance or stream it made).
+
+    Raises:
+        ValueError: ``value`` was made by another engine (``what`` names it).
+    """
+    if not isinstance(value, kind):
+        raise ValueError(f"a {what} of another engine")
+    return value

@@ -33,6 +33,7 @@ from .interface import (
     Text,
     TextError,
     VoiceInfo,
+    own,
 )
 from .languages import Run, split_runs
 from .voicegroups import MultiPerformance
@@ -201,7 +202,10 @@ class MultiVoiceEngine:
         return MultiPerformance(self, controls, listener)
 
     def begin(self, requests: Sequence[SentenceRequest]) -> list[MultiStream]:
-        routed = [_own(r.performance).route(r.index, r.sentence) for r in requests]
+        routed = [
+            own(r.performance, MultiPerformance, "performance").route(r.index, r.sentence)
+            for r in requests
+        ]
         streams: list[MultiStream | None] = [None] * len(requests)
         for engine in self.engines:
             mine = [i for i, (e, _) in enumerate(routed) if e is engine]
@@ -214,7 +218,7 @@ class MultiVoiceEngine:
         return [s for s in streams if s is not None]
 
     def step(self, streams: Sequence[Stream]) -> Iterator[Decoded]:
-        wrapped = [_stream(s) for s in streams]
+        wrapped = [own(s, MultiStream, "stream") for s in streams]
         for engine in self.engines:
             mine = {id(w.inner): w for w in wrapped if w.engine is engine}
             if not mine:
@@ -249,15 +253,3 @@ class MultiStream:
 
 def _primary_subtag(language: str) -> str:
     return language.split("-")[0].lower()
-
-
-def _own(performance: object) -> MultiPerformance:
-    if not isinstance(performance, MultiPerformance):
-        raise ValueError("a performance of another engine")
-    return performance
-
-
-def _stream(stream: Stream) -> MultiStream:
-    if not isinstance(stream, MultiStream):
-        raise ValueError("a stream of another engine")
-    return stream

@@ -26,6 +26,7 @@ from .interface import (
     Stream,
     Text,
     VoiceInfo,
+    own,
 )
 from .performance import StageThread, VitsPerformance
 from .streaming import ItemStream, SynthesisParams
@@ -141,7 +142,7 @@ class VitsEngine:
         return VitsPerformance(expression, params, self.sample_rate, listener, self._stages)
 
     def begin(self, requests: Sequence[SentenceRequest]) -> list[VitsStream]:
-        performances = [_own(r.performance) for r in requests]
+        performances = [own(r.performance, VitsPerformance, "performance") for r in requests]
         reqs = [p.request(r.index, r.sentence) for p, r in zip(performances, requests)]
         items = self.voice.begin(reqs, self.schedule)
         streams = []
@@ -152,7 +153,7 @@ class VitsEngine:
         return streams
 
     def step(self, streams: Sequence[Stream]) -> Iterator[Decoded]:
-        items = [_stream(s).item for s in streams]
+        items = [own(s, VitsStream, "stream").item for s in streams]
         for chunk in self.voice.step(items):
             stream = chunk.tag
             assert isinstance(stream, VitsStream)
@@ -161,18 +162,6 @@ class VitsEngine:
 
     def close(self) -> None:
         self._stages.close()
-
-
-def _own(performance: object) -> VitsPerformance:
-    if not isinstance(performance, VitsPerformance):
-        raise ValueError("a performance of another engine")
-    return performance
-
-
-def _stream(stream: Stream) -> VitsStream:
-    if not isinstance(stream, VitsStream):
-        raise ValueError("a stream of another engine")
-    return stream
 
 
 _PROBES: weakref.WeakKeyDictionary[Voice, Probe] = weakref.WeakKeyDictionary()

@@ -41,6 +41,7 @@ from ..interface import (
     TextError,
     Timed,
     VoiceInfo,
+    own,
 )
 from ..performance import OrderedPerformance
 from ..streaming import AudioChunk
@@ -198,7 +199,7 @@ class MandarinEngine:
     def begin(self, requests: Sequence[SentenceRequest]) -> list[MandarinStream]:
         if not requests:
             return []
-        performances = [_own(r.performance) for r in requests]
+        performances = [own(r.performance, MandarinPerformance, "performance") for r in requests]
         symbols = self.model.symbols
         n = max(len(r.sentence.ids) for r in requests)
         ids = torch.zeros(len(requests), n, dtype=torch.long)
@@ -239,7 +240,7 @@ class MandarinEngine:
     @torch.inference_mode()
     def step(self, streams: Sequence[Stream]) -> Iterator[Decoded]:
         hop = self.model.hop
-        for s in (_stream(x) for x in streams):
+        for s in (own(x, MandarinStream, "stream") for x in streams):
             if s.done:
                 continue
             w = s.plan[s.step]
@@ -331,15 +332,3 @@ def _marks(sentence: Sentence, samples: Sequence[int], start: int) -> SentenceMa
 
 
 SILENT_SYMBOLS = frozenset({"pad", "sil", "eos", "#0", "#1", "#2", "#3", "#4"})
-
-
-def _own(performance: object) -> MandarinPerformance:
-    if not isinstance(performance, MandarinPerformance):
-        raise ValueError("a performance of another engine")
-    return performance
-
-
-def _stream(stream: Stream) -> MandarinStream:
-    if not isinstance(stream, MandarinStream):
-        raise ValueError("a stream of another engine")
-    return stream
