@@ -368,8 +368,7 @@ class Utterance:
 
 def _base_voice(options: SpeakOptions, engine: Engine) -> str | None:
     """The built-in voice the utterance asks for: by name, by language, or by script."""
-    names = {v.name: v for v in engine.voices}
-    if options.voice in names:
+    if options.voice in {v.name for v in engine.voices}:
         return options.voice
     if options.lang == AUTO_LANG:
         return AUTO_LANG

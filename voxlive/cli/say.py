@@ -131,7 +131,7 @@ def run_say(args: argparse.Namespace) -> int:
     )
     if args.file is None:
         return _say_one(synth, args.text, args.output, params, expression)
-    return _say_lines(synth, args.file, args.output, params, expression, args.batch)
+    return _say_lines(synth, lines, args.output, params, expression, args.batch)
 
 
 def _say_one(
@@ -150,20 +150,20 @@ def _say_one(
 
 def _say_lines(
     synth: Synthesizer,
-    path: Path,
+    lines: list[str],
     outdir: Path,
     params: SynthesisParams,
     expression: Expression,
     max_batch: int,
 ) -> int:
-    """One WAV per non-empty line, ``0001.wav`` … in line order; bad lines are reported.
+    """One WAV per line of ``-f`` (its non-empty lines), ``0001.wav`` … in line order;
+    bad lines are reported.
 
     All good lines are rendered as one batch (``max_batch`` sentences per engine call).
 
     Returns:
         0, or 1 when any line could not be spoken (the others are still written).
     """
-    lines = read_lines(path)
     outdir.mkdir(parents=True, exist_ok=True)
     numbers: list[int] = []
     results: list[FrontendResult] = []
