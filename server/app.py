@@ -32,6 +32,7 @@ from voxlive.protocol.types import CloseCode, StreamId
 from .batcher import Batcher
 from .config import Config
 from .connection import Connection
+from .metrics import Totals, render
 from .store import open_store
 from .utterance import Services
 from .voices import VoiceAdapter, Voices
@@ -108,6 +109,8 @@ class App:
         self.connections: set[Connection] = set()
         self.draining = False
         self.port = config.port
+        self.totals = Totals()
+        """What the utterances delivered (``/metrics``)."""
         self._streams = itertools.count(1)
         self._sessions = itertools.count(1)
         self.loop: asyncio.AbstractEventLoop
@@ -142,7 +145,9 @@ class App:
             max_queued=self.config.max_queued_items,
             step_budget_frames=self.config.step_budget_frames,
         )
-        self.services = Services(self.loop, self.engine, self.batcher, self.frontend_pool)
+        self.services = Services(
+            self.loop, self.engine, self.batcher, self.frontend_pool, self.totals
+        )
         if engine_thread:
             self.batcher.start()
         try:
@@ -198,9 +203,10 @@ class App:
         return None
 
     def metrics(self) -> str:
-        """Counters as plain text, one ``name value`` a line."""
+        """Counters and gauges as plain text, one ``name value`` a line (``metrics.py``)."""
         voices = self.voices
-        values = {
+        batcher = self.batcher
+        values: dict[str, float | int] = {
             "voice_cache_hits": voices.cache_hits,
             "voice_cache_misses": voices.cache_misses,
             "voice_store_hits": voices.store.hits,
@@ -208,10 +214,16 @@ class App:
             "voice_registrations_inflight": voices.inflight,
             "connections": len(self.connections),
             "utterances_inflight": sum(len(c.utterances) for c in self.connections),
-            "queued": self.batcher.queued,
-            "active": self.batcher.active,
+            "queued": batcher.queued,
+            "active": batcher.active,
+            "engine_begin_seconds_total": batcher.begin_seconds,
+            "engine_step_seconds_total": batcher.step_seconds,
+            "engine_begin_calls_total": batcher.begin_calls,
+            "engine_sentences_begun_total": batcher.started_jobs,
+            "engine_steps_total": batcher.steps,
+            "engine_streams_stepped_total": batcher.streams_stepped,
         }
-        return "".join(f"{name} {value}\n" for name, value in values.items())
+        return render(values, self.totals)
 
     async def _drain(self) -> None:
         """Finish in-flight utterances up to the deadline, then close every session with 1012."""

@@ -120,6 +120,12 @@ class Batcher:
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
         self.started_jobs = 0
+        """Sentences begun (counters like this one are read by ``/metrics``)."""
+        self.begin_calls = 0
+        self.begin_seconds = 0.0
+        self.steps = 0
+        self.streams_stepped = 0
+        """Streams decoded, summed over steps: ÷ ``steps`` is the batch a step reached."""
         self.step_seconds = 0.0
         self.step_budget_frames = step_budget_frames
         """Work decoded per turn at most, in the engine's cost unit (:attr:`Stream.cost`)."""
@@ -254,9 +260,11 @@ class Batcher:
 
     def _begin(self, jobs: list[Job]) -> None:
         """Start jobs together; if that fails, start each alone so one bad job fails alone."""
+        t0 = time.monotonic()
         try:
             streams = self.engine.begin([j.request for j in jobs])
         except Exception:
+            self.begin_seconds += time.monotonic() - t0
             if len(jobs) == 1:
                 logger.error("synthesis failed to start", exc_info=True)
                 self._fail(jobs[0], "synthesis failed")
@@ -265,6 +273,8 @@ class Batcher:
                 self._begin([job])
             return
         now = time.monotonic()
+        self.begin_seconds += now - t0
+        self.begin_calls += 1
         for job in jobs:
             self.deliver(job.sink.job_started, job, now - job.enqueued_at)
         self.started_jobs += len(jobs)
@@ -311,6 +321,8 @@ class Batcher:
         chosen = self._urgent(t0)
         jobs = {id(r.stream): r.job for r in chosen}
         rate = self.engine.sample_rate
+        self.steps += 1
+        self.streams_stepped += len(chosen)
         try:
             for progress in self.engine.step([r.stream for r in chosen]):
                 job = jobs[id(progress.stream)]

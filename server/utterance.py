@@ -42,6 +42,7 @@ from voxlive.protocol.types import Status, StreamId, UtteranceId
 from .batcher import Batcher, FailStatus, Job, Overloaded
 from .errors import wire_code
 from .marks import scale_marks
+from .metrics import Totals
 from .ordering import SentenceOrder
 from .output import OutputStream
 from .textbuffer import TextBuffer
@@ -62,6 +63,7 @@ class Services:
     engine: Engine
     batcher: Batcher
     frontend_pool: Executor
+    totals: Totals
 
 
 class Writer(Protocol):
@@ -350,6 +352,7 @@ class Utterance:
         if audio_s and self.started_at is not None:
             rtf = (now - self.started_at) / audio_s
         first = self.output.first_audio_at
+        self.services.totals.finished(status, audio_s)
         self.writer.session.send_done(
             Done(
                 id=self.id,

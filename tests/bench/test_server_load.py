@@ -9,6 +9,8 @@ import socket
 import pytest
 
 from voxlive.bench.server import Sample, format_report, run_load, summarize
+from voxlive.bench.server_metrics import metrics_url, parse_metrics, server_figures
+from voxlive.bench.sweep import SINGLE_UTTERANCES, _ratios
 from voxlive.cli.parser import main as cli_main
 
 from ..server.harness import run, run_server, url
@@ -99,3 +101,80 @@ def test_emotional_load_speaks_every_utterance_in_its_emotion(server_voice, caps
     assert report["emotions"] == ["happy", "难过", "bored"]
     # "bored" is no emotion: those utterances fail with unsupported; the others complete.
     assert status == 1 and report["completed"] == 3 and report["errors"] == {"unsupported": 1}
+
+
+@pytest.mark.tiny_voice
+def test_the_report_carries_the_servers_own_cpu_and_batches(server_voice) -> None:
+    async def main():
+        async with run_server(server_voice) as app:
+            return await run_load(url(app), 2, 3, texts=SHORT)
+
+    report = run(main())
+    server = report["server"]
+    # The server counted the audio it sent: what the clients received, to the sample.
+    assert server["audio_s"] == pytest.approx(report["audio_s"], abs=0.01)
+    assert server["cpu_s"] > 0 and server["cpu_s_per_audio_s"] > 0
+    assert 0 < server["engine_busy"] <= 1.0
+    assert server["streams_per_step"] >= 1 and server["sentences_per_begin"] >= 1
+    assert "CPU s per audio s" in format_report(report)
+
+
+def test_a_server_without_metrics_leaves_the_server_figures_out() -> None:
+    assert server_figures(None, {"process_cpu_seconds_total": 1.0}, 1.0) is None
+    assert server_figures({"x": 1.0}, {"x": 2.0}, 1.0) is None
+
+
+def test_metrics_text_is_parsed_with_labels_and_comments() -> None:
+    text = '# HELP x\nqueued 3\nutterances_total{status="completed"} 4\nbroken line here x\n'
+    assert parse_metrics(text) == {"queued": 3.0, 'utterances_total{status="completed"}': 4.0}
+    assert metrics_url("wss://h.example:9/x?y") == "https://h.example:9/metrics"
+
+
+@pytest.mark.tiny_voice
+def test_a_sweep_offers_each_fraction_of_the_measured_capacity(server_voice, capsys) -> None:
+    async def main():
+        async with run_server(server_voice) as app:
+            argv = ["bench", "server", "--url", url(app), "--sessions", "2", "--utterances", "2"]
+            argv += ["--sweep", "--loads", "0.5,0.9", "--seed", "3", "--json"]
+            return await asyncio.to_thread(cli_main, argv)
+
+    assert run(main()) == 0
+    report = json.loads(capsys.readouterr().out)
+    capacity = report["capacity"]["utterances_per_s"]
+    assert [p["load"] for p in report["curve"]] == [0.5, 0.9]
+    for point in report["curve"]:
+        assert point["rate"] == pytest.approx(capacity * point["load"], rel=0.01)
+        assert (point["completed"], point["failed"], point["errors"]) == (4, 0, {})
+        assert point["first_audio_ms"]["p50"] > 0 and point["server"]["cpu_s"] > 0
+    assert report["single"]["completed"] == SINGLE_UTTERANCES
+    assert "engine" not in report and "ratios" not in report
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--engine-baseline"], "goes with --sweep"),
+        (["--sweep", "--rate", "2"], "leave out --rate"),
+        (["--sweep", "--loads", "0.5,2"], "fractions of capacity"),
+    ],
+)
+def test_sweep_flags_that_contradict_each_other_are_refused(extra, message, capsys) -> None:
+    argv = ["bench", "server", "--url", "ws://127.0.0.1:1", *extra]
+    assert cli_main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_ratios_compare_capacity_with_the_engines_best_batch() -> None:
+    engine = {
+        "audio_s_per_s": {"1": 10.0, "8": 20.0},
+        "cpu_s_per_audio_s": {"1": 0.2, "8": 0.1},
+        "first_chunk_ms": {"p50": 70.0},
+    }
+    single = {"first_audio_ms": {"p50": 75.0}}
+    capacity = {"audio_s_per_s": 18.0, "server": {"cpu_s_per_audio_s": 0.12}}
+    assert _ratios(engine, single, capacity) == {
+        "engine_best_batch": 8,
+        "throughput": 0.9,
+        "cpu_per_audio_s": 1.2,
+        "first_audio_minus_first_chunk_ms": 5.0,
+    }

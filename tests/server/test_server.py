@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from voxlive.bench.server_metrics import parse_metrics
 from voxlive.engine.pcm import pcm16
 from voxlive.engine.voice import SynthesisParams
 from voxlive.protocol.codec import decode_server, encode_client
@@ -118,11 +119,18 @@ def test_cancel_mid_utterance_stops_frames_within_one_chunk(server_voice):
                             await ws.send(encode_client(Cancel(id="long")))
                             cancelled = True
                     elif isinstance(msg, Done):
-                        return frames, after, msg
+                        metrics = await asyncio.to_thread(_metrics, app.port)
+                        return frames, after, msg, metrics
 
-    frames, after, done = run(main())
+    frames, after, done, metrics = run(main())
     assert done.status == "cancelled"
     assert done.samples == sum(len(f.pcm) // 2 for f in frames)
+    # The server's own counters (``/metrics``) saw the same utterance and audio.
+    assert metrics['utterances_total{status="cancelled"}'] == 1
+    assert 'utterances_total{status="completed"}' not in metrics
+    assert metrics["audio_seconds_total"] == pytest.approx(done.samples / 22050, abs=1e-4)
+    assert metrics["engine_sentences_begun_total"] >= 1 and metrics["engine_steps_total"] >= 1
+    assert metrics["process_cpu_seconds_total"] > 0
     assert frames[-1].last and frames[-1].cancelled
     # At most the chunk in progress (≤ 152 latent frames × 256 samples) follows the cancel.
     assert after <= 152 * 256
@@ -464,3 +472,8 @@ def test_a_stream_with_nothing_speakable_fails_with_empty_text(server_voice):
     messages, _, done = run(main())
     assert done["e"].status == "failed"
     assert [m.code for m in messages if isinstance(m, Error)] == ["empty_text"]
+
+
+def _metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return parse_metrics(r.read().decode())

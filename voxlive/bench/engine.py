@@ -39,11 +39,14 @@ def _engine_figures(
     work = (groups * (items // len(groups) + 1))[:items]
     voice.synthesize_groups(work[: max(batches)], max_batch=max(batches))  # warm up kernels
     throughput: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     for n in batches:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         audio = voice.synthesize_groups(work, max_batch=n)
-        wall = time.perf_counter() - t0
-        throughput[str(n)] = sum(len(a) for a in audio) / voice.sample_rate / wall
+        wall, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        audio_s = sum(len(a) for a in audio) / voice.sample_rate
+        throughput[str(n)] = audio_s / wall
+        cpu[str(n)] = cpu_s / audio_s
     t0 = time.perf_counter()
     audio = [voice.synthesize_groups([g])[0] for g in groups]
     rtf = (time.perf_counter() - t0) / (sum(len(a) for a in audio) / voice.sample_rate)
@@ -54,6 +57,7 @@ def _engine_figures(
         first.append((time.perf_counter() - t0) * 1e3)
     return {
         "audio_s_per_s": throughput,
+        "cpu_s_per_audio_s": cpu,
         "rtf_batch1": rtf,
         "first_chunk_ms": {"p50": _pct(first, 50), "p95": _pct(first, 95)},
     }

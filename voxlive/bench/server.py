@@ -17,12 +17,9 @@ is bounded by ``timeout_s``, so a run always ends.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
-import json
 import random
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,9 +31,10 @@ from voxlive.client import Client, ClientError, Utterance
 from voxlive.protocol.codec import SAMPLE_WIDTH
 from voxlive.protocol.messages import AudioFrame, Done, Error
 
+from .server_metrics import read_metrics, server_figures
 from .texts import load_texts
 
-__all__ = ["Sample", "format_report", "run_bench_server", "run_load", "summarize"]
+__all__ = ["Sample", "format_report", "run_load", "summarize"]
 
 DEFAULT_TIMEOUT_S: Final = 120.0
 EXIT_FAILED: Final = 1
@@ -101,6 +99,7 @@ async def run_load(
     try:
         for text in texts:
             clients[0].check_text(text)  # fail before the clock starts, not mid-run
+        before = await read_metrics(url)
         t0 = time.perf_counter()
         kinds = [_kind(e, intensity) for e in emotions] or [{}]
         if rate is None:
@@ -109,9 +108,11 @@ async def run_load(
             rng = random.Random(seed)
             samples = await _open_loop(clients, utterances, rate, texts, kinds, timeout_s, rng)
         wall_s = time.perf_counter() - t0
+        after = await read_metrics(url) if before is not None else None
     finally:
         await asyncio.gather(*(c.close() for c in clients))
     report = summarize(samples, wall_s)
+    report["server"] = server_figures(before, after, wall_s)
     report.update(
         mode="closed" if rate is None else "open",
         sessions=sessions,
@@ -278,46 +279,23 @@ def format_report(report: dict[str, Any]) -> str:
         f"  first audio ms: p50 {_ms(fa['p50'])}, p95 {_ms(fa['p95'])}, p99 {_ms(fa['p99'])}",
         f"  total ms:       p50 {_ms(tot['p50'])}, p95 {_ms(tot['p95'])}, p99 {_ms(tot['p99'])}",
     ]
+    server = report.get("server")
+    if server is not None:
+        lines.append(
+            f"  server: {server['cpu_s']:.2f} CPU s ({server['cores_busy']:.2f} cores), "
+            f"{_num(server['cpu_s_per_audio_s'], '.4f')} CPU s per audio s, "
+            f"engine busy {server['engine_busy']:.0%}, "
+            f"{_num(server['streams_per_step'], '.1f')} streams/step, "
+            f"{_num(server['sentences_per_begin'], '.1f')} sentences/begin"
+        )
     if report["errors"]:
         lines.append("  errors: " + ", ".join(f"{k} {v}" for k, v in report["errors"].items()))
     return "\n".join(lines)
 
 
 def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
+    return _num(value, ".1f")
 
 
-def run_bench_server(args: argparse.Namespace) -> int:
-    """Run ``voxlive bench server``; returns the exit status.
-
-    0 when every utterance completed, 1 when any did not, 2 when no session could be
-    opened.
-
-    Raises:
-        ValueError: bad flag values or ``--texts`` file.
-    """
-    from ..loop import run_loop
-
-    return run_loop(_bench(args, load_texts(args.texts)))
-
-
-async def _bench(args: argparse.Namespace, texts: list[str]) -> int:
-    try:
-        report = await run_load(
-            args.url,
-            args.sessions,
-            args.utterances,
-            args.rate,
-            texts,
-            sample_rate=args.sample_rate,
-            token=args.token,
-            timeout_s=args.timeout,
-            seed=args.seed,
-            emotions=[e for e in (args.emotions or "").split(",") if e],
-            intensity=args.intensity,
-        )
-    except ClientError as exc:
-        print(f"voxlive: error: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return EXIT_FAILED if report["failed"] else 0
+def _num(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)

@@ -248,10 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
         "load generator against a running server",
         "Open sessions to a running server and speak utterances through them, closed loop\n"
         "(each session waits for its last utterance) or open loop (--rate); report first-\n"
-        "audio latency, real-time factor, throughput and errors. Exit status 1 when any\n"
-        "utterance failed, 2 when the server cannot be reached.",
+        "audio latency, real-time factor, throughput, the server's own CPU use (read from\n"
+        "its /metrics) and errors. --sweep measures capacity, then the latency curve at\n"
+        "fractions of it. Exit status 1 when any utterance failed, 2 when the server\n"
+        "cannot be reached.",
         "  voxlive bench server --sessions 16 --utterances 6\n"
-        "  voxlive bench server --rate 8 --emotions happy,sad --json",
+        "  voxlive bench server --rate 8 --emotions happy,sad --json\n"
+        "  voxlive bench server --sweep --sessions 16 --utterances 3 --engine-baseline",
     )
     _client_options(load)
     load.add_argument("--sessions", type=int, default=4, metavar="N", help="WebSocket connections")
@@ -271,7 +274,26 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--seed", type=int, help="seed of the open-loop arrival schedule")
     load.add_argument("--emotions", help="comma-separated emotions given to the utterances in turn")
     load.add_argument(
-        "--intensity", type=float, help="their " + INTENSITY.flag_help("the server's")
+        "--intensity",
+        type=float,
+        help="intensity of those emotions: " + INTENSITY.flag_help("the server's"),
+    )
+    load.add_argument(
+        "--sweep",
+        action="store_true",
+        help="one session's first audio, capacity (closed loop), then open loop at --loads",
+    )
+    load.add_argument(
+        "--loads",
+        default="0.2,0.5,0.7,0.9",
+        metavar="FRACTIONS",
+        help="with --sweep: open-loop rates as fractions of the measured capacity",
+    )
+    load.add_argument(
+        "--engine-baseline",
+        action="store_true",
+        help="with --sweep: run `voxlive bench engine` first (same sentences) and report "
+        "the server/engine ratios",
     )
     return parser
 
@@ -363,7 +385,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_client(args)
     if args.command == "bench" and args.target == "server":
-        from voxlive.bench.server import run_bench_server
+        from voxlive.bench.server_cli import run_bench_server
 
         return run_bench_server(args)
     if args.command == "bench" and args.target == "engine":
