@@ -31,6 +31,7 @@ from .loader import VoiceFiles, default_voice_files, load_vits
 from .nets.commons import sequence_mask
 from .nets.models import Vits
 from .pcm import pcm16_bytes
+from .runtime import reserve_kernel_cache
 
 __all__ = [
     "AudioChunk",
@@ -235,6 +236,7 @@ class StreamingVoice:
         if dev.type == "cpu" and precision == "float16":
             # Measured: CPU float16 convolutions run ~20x slower than float32.
             raise ValueError("float16 is for CUDA; on CPU use bfloat16 or float32")
+        reserve_kernel_cache()
         model, config = load_vits(files or default_voice_files(), dev)
         model.prepare_for_inference(_DTYPES[precision])
         return cls(model, config, dev, precision)

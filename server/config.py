@@ -57,6 +57,11 @@ class Config:
         "warning unless it is the default.",
     )
     voice: str = _setting("en", "The default voice: it speaks when a request names none.")
+    warm_up: bool = _setting(
+        True,
+        "Speak a few sentences at start, before taking connections, so that the first "
+        "listeners do not wait while the engine builds its kernels (a few seconds).",
+    )
     token: str | None = _setting(
         None, "When set, clients must send it as hello.token (others are closed with 4003)."
     )

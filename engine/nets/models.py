@@ -172,6 +172,11 @@ class PriorFlow(nn.Module):
         return z
 
 
+LATE_WIDTH_BUCKET = 4
+"""The later decoder stages run on a multiple of this many frames (chunks are multiples
+of 16 frames, plus 2 × 2 of context: no padding for them, ≤ 3 frames for a last chunk)."""
+
+
 class Generator(nn.Module):
     """HiFi-GAN generator (latent frames → waveform), padding-aware for batches.
 
@@ -275,7 +280,9 @@ class Generator(nn.Module):
         cuts = [(max(0, s - context), min(n, e + context)) for (s, e), n in zip(spans, lengths)]
         if all(c == (0, n) for c, n in zip(cuts, lengths)) and len(set(lengths)) == 1:
             return x, lengths, [s * math.prod(self.rates) for s, _ in spans]
-        width = max(hi - lo for lo, hi in cuts) * u
+        # Widths in steps of LATE_WIDTH_BUCKET frames: every new width is a new oneDNN
+        # kernel for each later convolution, and building one costs more than running it.
+        width = -(-max(hi - lo for lo, hi in cuts) // LATE_WIDTH_BUCKET) * LATE_WIDTH_BUCKET * u
         y = x.new_zeros(x.shape[0], x.shape[1], 1, width).contiguous(
             memory_format=torch.channels_last
         )

@@ -16,6 +16,8 @@ import voxlive.cli.serve
 from voxlive.cli.parser import build_parser, main
 from voxlive.server.config import Config, ConfigError, env_name, flag_name, parse_setting
 
+from ..fakes import FakeEngine
+
 COMMANDS = [["serve"], ["say"], ["emotions"], ["client"], ["bench"]]
 COMMANDS += [["bench", t] for t in ("engine", "emotions", "idle", "server")]
 
@@ -158,6 +160,7 @@ class BindFails:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.engine = FakeEngine()
 
     async def serve(self, stop: asyncio.Event, ready: object, *, engine_thread: bool) -> None:
         raise OSError(errno.EADDRINUSE, "error while attempting to bind: address already in use")

@@ -31,7 +31,7 @@ from voxlive.client import Client, ClientError, Utterance
 from voxlive.protocol.codec import SAMPLE_WIDTH
 from voxlive.protocol.messages import AudioFrame, Done, Error
 
-from .server_metrics import read_metrics, server_figures
+from .server_metrics import format_server, read_metrics, server_figures
 from .texts import load_texts
 
 __all__ = ["Sample", "format_report", "run_load", "summarize"]
@@ -279,23 +279,12 @@ def format_report(report: dict[str, Any]) -> str:
         f"  first audio ms: p50 {_ms(fa['p50'])}, p95 {_ms(fa['p95'])}, p99 {_ms(fa['p99'])}",
         f"  total ms:       p50 {_ms(tot['p50'])}, p95 {_ms(tot['p95'])}, p99 {_ms(tot['p99'])}",
     ]
-    server = report.get("server")
-    if server is not None:
-        lines.append(
-            f"  server: {server['cpu_s']:.2f} CPU s ({server['cores_busy']:.2f} cores), "
-            f"{_num(server['cpu_s_per_audio_s'], '.4f')} CPU s per audio s, "
-            f"engine busy {server['engine_busy']:.0%}, "
-            f"{_num(server['streams_per_step'], '.1f')} streams/step, "
-            f"{_num(server['sentences_per_begin'], '.1f')} sentences/begin"
-        )
+    if report.get("server") is not None:
+        lines.append("  server: " + format_server(report["server"]))
     if report["errors"]:
         lines.append("  errors: " + ", ".join(f"{k} {v}" for k, v in report["errors"].items()))
     return "\n".join(lines)
 
 
 def _ms(value: float | None) -> str:
-    return _num(value, ".1f")
-
-
-def _num(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
+    return "n/a" if value is None else f"{value:.1f}"

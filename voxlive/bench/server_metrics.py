@@ -14,7 +14,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["metrics_url", "parse_metrics", "read_metrics", "server_figures"]
+__all__ = ["format_server", "metrics_url", "parse_metrics", "read_metrics", "server_figures"]
 
 
 def metrics_url(ws_url: str) -> str:
@@ -95,3 +95,18 @@ def server_figures(
 
 def _ratio(num: float, den: float) -> float | None:
     return round(num / den, 2) if den > 0 else None
+
+
+def format_server(server: dict[str, Any]) -> str:
+    """One line of :func:`server_figures`' figures."""
+    return (
+        f"{server['cpu_s']:.2f} CPU s ({_num(server['cores_busy'], '.2f')} cores), "
+        f"{_num(server['cpu_s_per_audio_s'], '.4f')} CPU s per audio s, "
+        f"engine busy {_num(server['engine_busy'], '.0%')}, "
+        f"{_num(server['streams_per_step'], '.1f')} streams/step, "
+        f"{_num(server['sentences_per_begin'], '.1f')} sentences/begin"
+    )
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)

@@ -1,6 +1,7 @@
 """``voxlive bench server --sweep``: capacity, then the latency curve under it.
 
-Three phases against one running server, in one run:
+Three phases against one running server, in one run, after a warm-up (the capacity
+phase's closed loop, not reported: a fresh server builds kernels in its first batches):
 
 1. **one session**: ``FIRST_AUDIO_SENTENCE`` spoken again and again through a
    single session — first audio with nothing else running (the sentence
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .server import run_load
+from .server_metrics import format_server
 from .texts import FIRST_AUDIO_SENTENCE
 
 __all__ = ["DEFAULT_LOADS", "engine_baseline", "format_sweep", "run_sweep"]
@@ -62,7 +64,9 @@ async def run_sweep(
     """
     if not loads or any(not 0 < f <= 1.5 for f in loads):
         raise ValueError("--loads must be fractions of capacity in (0, 1.5]")
-    warm = await run_load(url, 1, 1, None, [FIRST_AUDIO_SENTENCE], **options)
+    # Warm-up, not reported: a fresh server's first batches build its kernels.
+    warm = await run_load(url, sessions, utterances, None, texts, **options)
+    await run_load(url, 1, 1, None, [FIRST_AUDIO_SENTENCE], **options)
     single = await run_load(url, 1, SINGLE_UTTERANCES, None, [FIRST_AUDIO_SENTENCE], **options)
     capacity = await run_load(url, sessions, utterances, None, texts, **options)
     curve = []
@@ -134,12 +138,8 @@ def format_sweep(report: dict[str, Any]) -> str:
         f"{cap['audio_s_per_s']:.2f} audio s/s, first audio p95 "
         f"{_ms(cap['first_audio_ms']['p95'])} ms",
     ]
-    server = cap.get("server")
-    if server is not None:
-        lines.append(
-            f"  server at capacity: {server['cores_busy']} cores, "
-            f"{server['cpu_s_per_audio_s']} CPU s per audio s, engine busy {server['engine_busy']}"
-        )
+    if cap.get("server") is not None:
+        lines.append("  server at capacity: " + format_server(cap["server"]))
     lines.append("load  rate/s  first audio p50 / p95 / p99 ms   completed  errors")
     for p in report["curve"]:
         fa = p["first_audio_ms"]

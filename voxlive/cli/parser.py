@@ -364,7 +364,18 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
 
+_ENGINE_COMMANDS = {"serve", "say"}
+"""Commands that run an engine in this process (so do ``bench`` targets but two)."""
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    target = getattr(args, "target", None)
+    if args.command in _ENGINE_COMMANDS or (
+        args.command == "bench" and target not in ("server", "idle")
+    ):
+        from voxlive.engine.runtime import keep_freed_memory
+
+        keep_freed_memory()
     if args.command == "serve":
         from voxlive.server.config import Config
 

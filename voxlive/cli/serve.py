@@ -12,6 +12,7 @@ import threading
 
 from voxlive.server.app import App
 from voxlive.server.config import Config
+from voxlive.server.warmup import warm_up
 
 from ..loop import run_loop
 from .errors import EXIT_FAILED, CommandError
@@ -69,6 +70,8 @@ def serve_until_signalled(config: Config) -> int:
     """
     check_port_free(config.host, config.port)
     app = App(config)
+    if config.warm_up:
+        warm_up(app.engine)  # here: the main thread is the engine's (see Batcher.run)
     bound = threading.Event()
     stop: dict[str, asyncio.Event] = {}
     failed: list[BaseException] = []
