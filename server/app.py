@@ -40,6 +40,12 @@ from .voices import VoiceAdapter, Voices
 __all__ = ["App"]
 
 logger = logging.getLogger(__name__)
+socket_logger = logging.getLogger(f"{__name__}.sockets")
+"""The WebSocket library's own lines (each connection opened and closed, each health
+check or metrics scrape answered): WARNING and up unless ``voxlive -v`` lowers it, so
+that a Prometheus scraper does not fill the log."""
+if socket_logger.level == logging.NOTSET:  # unless set before this import (``voxlive -v``)
+    socket_logger.setLevel(logging.WARNING)
 
 
 class App:
@@ -161,6 +167,7 @@ class App:
                 max_size=4 * self.config.max_message_bytes + 1024,
                 compression=None,  # audio does not compress; deflate only adds latency
                 close_timeout=2,
+                logger=socket_logger,
             ) as server:
                 self.port = next(iter(server.sockets)).getsockname()[1]
                 logger.info("listening on ws://%s:%d", self.config.host, self.port)

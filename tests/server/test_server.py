@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -327,6 +328,24 @@ def test_shutdown_finishes_in_flight_work_then_closes_with_1012(server_voice):
     assert code == CloseCode.SERVICE_RESTART
     dones = [m for m in messages if isinstance(m, Done)]
     assert [d.status for d in dones] == ["completed"]
+
+
+@pytest.mark.tiny_voice
+def test_scrapes_and_sessions_leave_no_info_lines_in_the_log(server_voice, caplog):
+    caplog.set_level(logging.INFO)
+
+    async def main():
+        async with run_server(server_voice) as app:
+            for _ in range(3):
+                await asyncio.to_thread(_metrics, app.port)
+            ws = await open_session(app)
+            await ws.close()
+
+    run(main())
+    by_logger = {(r.name, r.levelname) for r in caplog.records}
+    assert ("voxlive.server.app", "INFO") in by_logger  # "listening on ..." still there
+    assert not [r for r in caplog.records if r.name.startswith("websockets")]
+    assert not [r for r in caplog.records if r.name == "voxlive.server.app.sockets"]
 
 
 @pytest.mark.tiny_voice

@@ -17,10 +17,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .parser import build_parser, dispatch
 
     args = build_parser().parse_args(argv)
+    verbose = getattr(args, "verbose", False)
     logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if verbose:  # the server's socket chatter too (server/app.py keeps it at WARNING)
+        logging.getLogger("voxlive.server.app.sockets").setLevel(logging.DEBUG)
     return dispatch(args)
 
 
