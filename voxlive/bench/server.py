@@ -31,7 +31,7 @@ from voxlive.client import Client, ClientError, Utterance
 from voxlive.protocol.codec import SAMPLE_WIDTH
 from voxlive.protocol.messages import AudioFrame, Done, Error
 
-from .server_metrics import format_server, read_metrics, server_figures
+from .server_metrics import format_server, read_metrics, server_figures, shown
 from .texts import load_texts
 
 __all__ = ["Sample", "format_report", "run_load", "summarize"]
@@ -276,8 +276,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['completed']}/{report['utterances']} completed in {report['wall_s']:.2f} s",
         f"  {report['utterances_per_s']:.2f} utterances/s, "
         f"{report['audio_s_per_s']:.2f} audio s/s, rtf {rtf}",
-        f"  first audio ms: p50 {_ms(fa['p50'])}, p95 {_ms(fa['p95'])}, p99 {_ms(fa['p99'])}",
-        f"  total ms:       p50 {_ms(tot['p50'])}, p95 {_ms(tot['p95'])}, p99 {_ms(tot['p99'])}",
+        f"  first audio ms: {_percentiles(fa)}",
+        f"  total ms:       {_percentiles(tot)}",
     ]
     if report.get("server") is not None:
         lines.append("  server: " + format_server(report["server"]))
@@ -286,5 +286,5 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
+def _percentiles(values: dict[str, float | None]) -> str:
+    return ", ".join(f"{q} {shown(values[q])}" for q in ("p50", "p95", "p99"))

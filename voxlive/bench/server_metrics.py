@@ -14,7 +14,14 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["format_server", "metrics_url", "parse_metrics", "read_metrics", "server_figures"]
+__all__ = [
+    "format_server",
+    "metrics_url",
+    "parse_metrics",
+    "read_metrics",
+    "server_figures",
+    "shown",
+]
 
 
 def metrics_url(ws_url: str) -> str:
@@ -100,13 +107,14 @@ def _ratio(num: float, den: float) -> float | None:
 def format_server(server: dict[str, Any]) -> str:
     """One line of :func:`server_figures`' figures."""
     return (
-        f"{server['cpu_s']:.2f} CPU s ({_num(server['cores_busy'], '.2f')} cores), "
-        f"{_num(server['cpu_s_per_audio_s'], '.4f')} CPU s per audio s, "
-        f"engine busy {_num(server['engine_busy'], '.0%')}, "
-        f"{_num(server['streams_per_step'], '.1f')} streams/step, "
-        f"{_num(server['sentences_per_begin'], '.1f')} sentences/begin"
+        f"{server['cpu_s']:.2f} CPU s ({shown(server['cores_busy'], '.2f')} cores), "
+        f"{shown(server['cpu_s_per_audio_s'], '.4f')} CPU s per audio s, "
+        f"engine busy {shown(server['engine_busy'], '.0%')}, "
+        f"{shown(server['streams_per_step'], '.1f')} streams/step, "
+        f"{shown(server['sentences_per_begin'], '.1f')} sentences/begin"
     )
 
 
-def _num(value: float | None, spec: str) -> str:
+def shown(value: float | None, spec: str = ".1f") -> str:
+    """A report's figure as text: ``n/a`` for one not measured."""
     return "n/a" if value is None else format(value, spec)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .server import run_load
-from .server_metrics import format_server
+from .server_metrics import format_server, shown
 from .texts import FIRST_AUDIO_SENTENCE
 
 __all__ = ["DEFAULT_LOADS", "engine_baseline", "format_sweep", "run_sweep"]
@@ -131,12 +131,12 @@ def format_sweep(report: dict[str, Any]) -> str:
     """A few human-readable lines of a sweep report."""
     cap, single = report["capacity"], report["single"]
     lines = [
-        f"one session: first audio p50 {_ms(single['first_audio_ms']['p50'])} ms, "
-        f"p95 {_ms(single['first_audio_ms']['p95'])} ms",
+        f"one session: first audio p50 {shown(single['first_audio_ms']['p50'])} ms, "
+        f"p95 {shown(single['first_audio_ms']['p95'])} ms",
         f"capacity ({report['sessions']} sessions × {report['utterances_per_session']}, "
         f"closed loop): {cap['utterances_per_s']:.2f} utterances/s, "
         f"{cap['audio_s_per_s']:.2f} audio s/s, first audio p95 "
-        f"{_ms(cap['first_audio_ms']['p95'])} ms",
+        f"{shown(cap['first_audio_ms']['p95'])} ms",
     ]
     if cap.get("server") is not None:
         lines.append("  server at capacity: " + format_server(cap["server"]))
@@ -146,7 +146,7 @@ def format_sweep(report: dict[str, Any]) -> str:
         errors = ", ".join(f"{k} {v}" for k, v in p["errors"].items()) or "-"
         lines.append(
             f"{p['load']:>4.0%}  {p['rate']:>6.2f}  "
-            f"{_ms(fa['p50']):>7} / {_ms(fa['p95']):>7} / {_ms(fa['p99']):>7}"
+            f"{shown(fa['p50']):>7} / {shown(fa['p95']):>7} / {shown(fa['p99']):>7}"
             f"   {p['completed']:>4}/{p['completed'] + p['failed']:<4}  {errors}"
         )
     if "ratios" in report:
@@ -163,7 +163,3 @@ def format_sweep(report: dict[str, Any]) -> str:
             + " over the engine's first chunk"
         )
     return "\n".join(lines)
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
