@@ -9,7 +9,7 @@ that ends with its ``done``::
     import asyncio
 
     from voxlive.client import Client
-    from voxlive.protocol.messages import AudioFrame
+    from voxlive.protocol.messages import AudioFrame, Marks
 
     async def main() -> None:
         async with Client.connect("ws://127.0.0.1:8765") as c:
@@ -25,6 +25,16 @@ that ends with its ``done``::
             async for event in c.speak("Thanks for the follow!", speed=1.1):
                 if isinstance(event, AudioFrame):
                     play(event.pcm)
+
+            # Lip-sync: with timestamps, each Marks event carries words, phonemes and
+            # visemes (v in sil PP FF TH DD kk CH SS nn RR aa E ih oh ou, SPEC.md §5.3),
+            # in samples of the audio, before the audio frames they describe:
+            async for event in c.speak("Hi there!", timestamps=True):
+                if isinstance(event, Marks):
+                    for v in event.visemes:
+                        mouth.schedule(v.v, v.start / c.sample_rate, v.end / c.sample_rate)
+            result = await c.synthesize("Hi there!", timestamps=True)
+            result.visemes, result.viseme_at(11025)  # the track; the shape at sample 11025
 
             # Text streamed in (e.g. from an LLM), audio streamed out:
             stream = await c.open_stream()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from voxlive.protocol.codec import SAMPLE_WIDTH
-from voxlive.protocol.messages import Done, Error, Marks, Started
+from voxlive.protocol.messages import Done, Error, Marks, Phoneme, Started, Viseme, Word
 from voxlive.protocol.types import AudioFormat, UtteranceId
 
 __all__ = ["Result"]
@@ -30,7 +31,9 @@ class Result:
     started: Started | None = None
     """The ``started`` message, or ``None`` if synthesis never started."""
     marks: list[Marks] = field(default_factory=list)
-    """Word and phoneme timings, when asked for with ``timestamps=True``."""
+    """Word, phoneme and viseme timings, when asked for with ``timestamps=True``: one
+    ``Marks`` per sentence, in order (``words``, ``phonemes`` and ``visemes`` below
+    join them)."""
     errors: list[Error] = field(default_factory=list)
     """Errors the server reported about this utterance."""
 
@@ -38,6 +41,44 @@ class Result:
     def warnings(self) -> tuple[str, ...]:
         """What the server skipped or read other than written (``done.warnings``, v1.4)."""
         return self.done.warnings
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        """Every word (``text``, ``start``, ``end``), from ``marks`` in order.
+
+        Positions are samples of ``pcm`` at ``sample_rate`` (``end`` exclusive); empty
+        without ``timestamps=True``.
+        """
+        return tuple(w for m in self.marks for w in m.words)
+
+    @property
+    def phonemes(self) -> tuple[Phoneme, ...]:
+        """Every phoneme (``p``, ``start``, ``end``), from ``marks`` in order: IPA for
+        the English voice, pinyin initials and toned finals for the Chinese one."""
+        return tuple(p for m in self.marks for p in m.phonemes)
+
+    @property
+    def visemes(self) -> tuple[Viseme, ...]:
+        """The mouth shapes for lip-sync (``v``, ``start``, ``end``), from ``marks`` in order.
+
+        ``v`` is one of 15 names, ``sil PP FF TH DD kk CH SS nn RR aa E ih oh ou`` (the
+        Oculus/ARKit-style set; SPEC.md §5.3 says which sounds each stands for). Within a
+        sentence the entries are contiguous: each starts where the previous one ended,
+        the first at the sentence's first sample. Positions are samples of ``pcm`` at
+        ``sample_rate``. Empty without ``timestamps=True`` or from a server before v1.5.
+        """
+        return tuple(v for m in self.marks for v in m.visemes)
+
+    def viseme_at(self, sample: int) -> str:
+        """The mouth shape at ``sample`` of ``pcm`` (``sil`` where no viseme covers it).
+
+        For a player: the shape to show while that sample plays.
+        """
+        visemes = self.visemes
+        j = bisect.bisect_right([v.start for v in visemes], sample) - 1
+        if j >= 0 and visemes[j].start <= sample < visemes[j].end:
+            return visemes[j].v
+        return "sil"
 
     @property
     def ok(self) -> bool:

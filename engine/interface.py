@@ -144,7 +144,7 @@ class Controls:
 
 @dataclass(frozen=True, slots=True)
 class Timed:
-    """A word or phoneme and where it is spoken, in samples of the utterance's audio."""
+    """A word, phoneme or viseme and where it is spoken, in samples of the utterance's audio."""
 
     text: str
     start: int
@@ -153,7 +153,8 @@ class Timed:
 
 @dataclass(frozen=True, slots=True)
 class SentenceMarks:
-    """Where one sentence's words and phonemes are, in samples at the engine's rate.
+    """Where one sentence's words, phonemes and mouth shapes are, in samples at the
+    engine's rate.
 
     Every position counts from the start of the utterance's audio.
     """
@@ -162,6 +163,10 @@ class SentenceMarks:
     """The sentence's first sample."""
     words: tuple[Timed, ...]
     phonemes: tuple[Timed, ...]
+    visemes: tuple[Timed, ...] = ()
+    """The sentence's viseme track (``engine/visemes.py``): a shape name of
+    ``VISEMES`` at every sample from ``start`` on, entries contiguous; empty when the
+    engine cannot tell shapes for its language."""
 
 
 @dataclass(frozen=True, slots=True)

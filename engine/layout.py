@@ -3,8 +3,8 @@
 Piper voices take one id per phoneme with a pad after each, between a start
 and an end marker, so phoneme ``j`` is id ``2 + 2j`` and its pad ``3 + 2j``.
 From per-id durations (samples) that gives: pause lengthening (per-id scales),
-the span of a sentence's speech (where a phrase-end contour lands), and word
-and phoneme marks.
+the span of a sentence's speech (where a phrase-end contour lands), and word,
+phoneme and viseme marks.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .interface import SentenceMarks, Timed
 from .phonemes import PAUSE_PHONEMES
+from .visemes import ipa_visemes
 
 __all__ = ["PAUSE_PHONEMES", "pause_scales", "phrase_span", "sentence_marks"]
 
@@ -51,10 +52,12 @@ def phrase_span(phonemes: Sequence[str], durations: Sequence[int]) -> tuple[int,
 def sentence_marks(
     phonemes: Sequence[str], words: Sequence[str], durations: Sequence[int], start: int
 ) -> SentenceMarks:
-    """Word and phoneme marks of a sentence whose audio starts at sample ``start``.
+    """Word, phoneme and viseme marks of a sentence whose audio starts at sample ``start``.
 
     A phoneme's span includes its pad; words are the phonemes between spaces
-    (named by ``words`` when the counts agree, else spelled in phonemes).
+    (named by ``words`` when the counts agree, else spelled in phonemes). The
+    viseme track runs from ``start`` to the sentence's last sample (the start and
+    end markers' time is ``sil``).
     """
     t = start + durations[0] + durations[1]
     timed: list[Timed] = []
@@ -62,7 +65,8 @@ def sentence_marks(
         span = durations[2 + 2 * j] + durations[3 + 2 * j]
         timed.append(Timed(p, t, t + span))
         t += span
-    return SentenceMarks(start, tuple(_words(timed, words)), tuple(timed))
+    visemes = ipa_visemes(timed, start, start + sum(durations))
+    return SentenceMarks(start, tuple(_words(timed, words)), tuple(timed), visemes)
 
 
 def _words(phonemes: list[Timed], words: Sequence[str]) -> list[Timed]:

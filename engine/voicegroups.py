@@ -28,6 +28,7 @@ from .interface import (
     Timed,
 )
 from .resample import StreamResampler
+from .visemes import moved
 
 if TYPE_CHECKING:
     from .multivoice import MultiVoiceEngine
@@ -217,6 +218,7 @@ def _moved(marks: SentenceMarks, group: _Group) -> SentenceMarks:
         at(marks.start),
         tuple(timed(w) for w in marks.words),
         tuple(timed(p) for p in marks.phonemes),
+        moved(marks.visemes, at),
     )
 
 

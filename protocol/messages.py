@@ -44,6 +44,7 @@ __all__ = [
     "SpeakOptions",
     "Started",
     "Welcome",
+    "Viseme",
     "VoiceDelete",
     "VoiceDeleted",
     "VoiceInfo",
@@ -246,8 +247,21 @@ class Phoneme:
 
 
 @dataclass(frozen=True, slots=True)
+class Viseme:
+    """One mouth shape's span in the utterance's audio, in output samples (v1.5).
+
+    ``v`` is one of 15 names (``sil``, ``PP``, ``FF``, ``TH``, ``DD``, ``kk``, ``CH``,
+    ``SS``, ``nn``, ``RR``, ``aa``, ``E``, ``ih``, ``oh``, ``ou``; SPEC.md §5.3).
+    """
+
+    v: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
 class Marks:
-    """Word and phoneme timings for the audio of ``stream`` from sample ``offset`` on."""
+    """Word, phoneme and viseme timings for the audio of ``stream`` from sample ``offset`` on."""
 
     id: UtteranceId
     stream: StreamId
@@ -255,6 +269,9 @@ class Marks:
     """First sample of the audio these timings describe (same axis as frame offsets)."""
     words: tuple[Word, ...] = ()
     phonemes: tuple[Phoneme, ...] = ()
+    visemes: tuple[Viseme, ...] = ()
+    """Mouth shapes from ``offset`` on, contiguous, for lip-sync (v1.5; empty from an
+    older server, or for a voice whose language has no viseme table)."""
 
 
 @dataclass(frozen=True, slots=True)

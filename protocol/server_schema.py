@@ -24,6 +24,7 @@ from .messages import (
     Phoneme,
     ServerMessage,
     Started,
+    Viseme,
     VoiceDeleted,
     VoiceInfo,
     VoiceListing,
@@ -56,7 +57,9 @@ def server_to_wire(msg: ServerMessage) -> Wire:
         case Marks():
             words = [flat(word) for word in msg.words]
             phonemes = [flat(phoneme) for phoneme in msg.phonemes]
-            return typed("marks") | flat(msg) | {"words": words, "phonemes": phonemes}
+            visemes = [flat(viseme) for viseme in msg.visemes]
+            lists = {"words": words, "phonemes": phonemes, "visemes": visemes}
+            return typed("marks") | flat(msg) | lists
         case Started(id, stream, queue_ms, emotion, intensity):
             # The v1.3 echo is left out when unset: older servers' maps stay as they were.
             wire = typed("started", id=id, stream=stream, queue_ms=queue_ms)
@@ -215,6 +218,10 @@ def _marks_from(f: Fields) -> Marks:
         offset=f.get_int("offset", lo=0, hi=U32_MAX),
         words=tuple(Word(*_span(w, "text")) for w in f.get_map_list("words")),
         phonemes=tuple(Phoneme(*_span(p, "p")) for p in f.get_map_list("phonemes")),
+        # Absent before v1.5.
+        visemes=tuple(Viseme(*_span(v, "v")) for v in f.get_map_list("visemes"))
+        if f.has("visemes")
+        else (),
     )
 
 

@@ -33,6 +33,7 @@ from voxlive.engine.interface import (
     VoiceInfo,
 )
 from voxlive.engine.sentences import split_sentences
+from voxlive.engine.visemes import VISEMES, track
 
 
 def tone_hz(index: int) -> float:
@@ -199,7 +200,9 @@ class FakeEngine:
         words = s.sentence.words or ["_"]
         step = s.total // len(words)
         timed = tuple(Timed(w, i * step, (i + 1) * step) for i, w in enumerate(words))
-        return SentenceMarks(0, timed, ())
+        # One mouth shape per word (not sil), so neighbours differ: a track to move and scale.
+        shapes = (Timed(VISEMES[1 + i % 14], w.start, w.end) for i, w in enumerate(timed))
+        return SentenceMarks(0, timed, (), track(shapes, 0, s.total))
 
     def close(self) -> None:
         self.closed = True

@@ -45,6 +45,7 @@ from ..interface import (
 )
 from ..performance import OrderedPerformance
 from ..streaming import AudioChunk
+from ..visemes import pinyin_visemes
 from .frontend import MandarinFrontend
 from .model import MandarinModel, load_mandarin
 from .prosody import ModelControls, model_controls
@@ -305,7 +306,13 @@ def _phonemes(symbols: Sequence[str], word_of_symbol: Sequence[int]) -> list[str
 
 
 def _marks(sentence: Sentence, samples: Sequence[int], start: int) -> SentenceMarks:
-    """Word and phoneme marks from per-symbol samples; pauses and marks are not phonemes."""
+    """Word, phoneme and viseme marks from per-symbol samples.
+
+    Pauses and prosodic marks are not phonemes; for the viseme track pauses close the
+    mouth and the marks (whose time the model gives to the syllables around them)
+    bridge their neighbours. The track ends with the sentence's audio.
+    """
+    spans: list[Timed] = []
     phonemes: list[Timed] = []
     words: list[Timed] = []
     word: list[Timed] = []
@@ -319,8 +326,9 @@ def _marks(sentence: Sentence, samples: Sequence[int], start: int) -> SentenceMa
             continue
         span = samples[k] if k < len(samples) else 0
         k += 1
+        timed = Timed(p, t, t + span)
+        spans.append(timed)
         if p not in SILENT_SYMBOLS:
-            timed = Timed(p, t, t + span)
             phonemes.append(timed)
             word.append(timed)
         t += span
@@ -328,7 +336,10 @@ def _marks(sentence: Sentence, samples: Sequence[int], start: int) -> SentenceMa
     words = [
         Timed(sentence.words[i] if named else str(i), w.start, w.end) for i, w in enumerate(words)
     ]
-    return SentenceMarks(start, tuple(words), tuple(phonemes))
+    visemes = pinyin_visemes(spans, start, t, pauses=CLOSED_SYMBOLS)
+    return SentenceMarks(start, tuple(words), tuple(phonemes), visemes)
 
 
 SILENT_SYMBOLS = frozenset({"pad", "sil", "eos", "#0", "#1", "#2", "#3", "#4"})
+CLOSED_SYMBOLS = PAUSE_SYMBOLS | {"pad", "eos"}
+"""Symbols during which the mouth rests (``sil`` in the viseme track)."""

@@ -13,7 +13,7 @@ import soundfile
 from websockets.asyncio.server import serve
 
 from voxlive.cli.parser import main as cli_main
-from voxlive.client import Client, ClientError
+from voxlive.client import Client, ClientError, Result
 from voxlive.protocol.codec import decode_client, encode_audio_frame, encode_server
 from voxlive.protocol.messages import (
     AudioFrame,
@@ -22,11 +22,13 @@ from voxlive.protocol.messages import (
     Done,
     Error,
     Limits,
+    Marks,
     Speak,
     Started,
+    Viseme,
     Welcome,
 )
-from voxlive.protocol.types import StreamId
+from voxlive.protocol.types import StreamId, UtteranceId
 
 from ..server.harness import run, run_server, url
 
@@ -120,6 +122,44 @@ def test_events_come_in_protocol_order(server_voice) -> None:
     frames = [e for e in events if isinstance(e, AudioFrame)]
     assert [f.seq for f in frames] == list(range(len(frames))) and frames[-1].last
     assert events[-1].status == "completed"
+
+
+@pytest.mark.tiny_voice
+def test_results_and_events_expose_the_viseme_track(server_voice) -> None:
+    async def main():
+        async with run_server(server_voice) as app, Client.connect(url(app)) as c:
+            result = await c.synthesize("Map five. She said!", timestamps=True, seed=5)
+            events = [e async for e in c.speak("Map five.", timestamps=True, seed=5)]
+            return result, events
+
+    result, events = run(main())
+    assert len(result.marks) == 2
+    assert result.visemes == result.marks[0].visemes + result.marks[1].visemes
+    assert result.words == result.marks[0].words + result.marks[1].words
+    assert [w.text for w in result.words] == ["Map", "five", "She", "said"]
+    assert result.phonemes == result.marks[0].phonemes + result.marks[1].phonemes
+    visemes = result.visemes
+    assert visemes[0].start == 0 and visemes[-1].end == result.num_samples
+    assert all(a.end == b.start for a, b in zip(visemes, visemes[1:]))
+    assert "PP" in {v.v for v in visemes} and "CH" in {v.v for v in visemes}
+    for v in visemes:
+        assert result.viseme_at(v.start) == result.viseme_at(v.end - 1) == v.v
+    assert result.viseme_at(-1) == result.viseme_at(result.num_samples) == "sil"
+    # Streaming: the Marks event (visemes and all) comes before the audio it describes.
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("Marks") < kinds.index("AudioFrame")
+    [marks] = [e for e in events if isinstance(e, Marks)]
+    assert marks.visemes == result.marks[0].visemes  # same text and seed
+
+
+def test_a_result_without_marks_has_no_visemes_and_shows_silence() -> None:
+    done = Done(UtteranceId("u"), StreamId(1), "completed", 100)
+    result = Result(UtteranceId("u"), b"\0\0" * 100, 22050, "s16le", done)
+    assert result.visemes == () and result.words == () and result.phonemes == ()
+    assert result.viseme_at(50) == "sil"
+    marks = Marks(UtteranceId("u"), StreamId(1), 10, visemes=(Viseme("PP", 10, 20),))
+    result = Result(UtteranceId("u"), b"\0\0" * 100, 22050, "s16le", done, marks=[marks])
+    assert [result.viseme_at(n) for n in (9, 10, 19, 20)] == ["sil", "PP", "PP", "sil"]
 
 
 # --- streamed text, cancel, errors ------------------------------------------------------------

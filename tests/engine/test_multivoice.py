@@ -151,3 +151,23 @@ def test_a_voice_group_that_finished_before_the_next_began_still_closes_in_order
     )
     starts = [c.marks.start for c in out.chunks if c.marks is not None]
     assert starts == sorted(starts) and len(set(starts)) == 3
+
+
+def test_each_runs_viseme_track_is_moved_onto_the_utterances_timeline() -> None:
+    # The Chinese run is 24 kHz resampled to 22.05 kHz: its track is scaled with its audio.
+    engine, _, _ = bilingual()
+    out = speak(engine, "Thank you 谢谢 for the gift!")
+    marked = [c for c in out.chunks if c.marks is not None]
+    assert len(marked) == 3
+    ends = []
+    for c in marked:
+        assert c.marks is not None
+        visemes = c.marks.visemes
+        assert visemes[0].start == c.marks.start and visemes[0].text == "PP"
+        assert all(a.end == b.start and a.text != b.text for a, b in zip(visemes, visemes[1:]))
+        assert all(v.end > v.start for v in visemes)
+        ends.append(visemes[-1].end)
+    sentence_ends = np.cumsum(
+        [sum(len(c.samples) for c in out.chunks if c.sentence == i) for i in range(3)]
+    )
+    assert all(abs(int(e) - int(s)) <= 2 for e, s in zip(ends, sentence_ends))

@@ -22,6 +22,7 @@ from voxlive.protocol import (
     Limits,
     MalformedMessage,
     Marks,
+    Phoneme,
     Session,
     SessionEvent,
     Speak,
@@ -29,6 +30,7 @@ from voxlive.protocol import (
     Started,
     StreamId,
     UtteranceId,
+    Viseme,
     VoiceDeleted,
     VoiceListing,
     VoiceReady,
@@ -470,6 +472,14 @@ def test_started_for_an_id_not_in_flight_is_ignored() -> None:
 def test_marks_of_the_utterance_stream_are_delivered() -> None:
     marks = Marks(uid("a"), S1, 0)
     assert feed(speaking("a"), marks) == [Received(uid("a"), marks)]
+
+
+def test_marks_with_visemes_reach_the_utterance_whole() -> None:
+    visemes = (Viseme("sil", 0, 40), Viseme("PP", 40, 90), Viseme("aa", 90, 200))
+    marks = Marks(uid("a"), S1, 0, phonemes=(Phoneme("m", 40, 90),), visemes=visemes)
+    [received] = feed(speaking("a"), marks)
+    assert received == Received(uid("a"), marks)
+    assert isinstance(received.event, Marks) and received.event.visemes == visemes
 
 
 def test_marks_for_another_stream_are_a_violation() -> None:

@@ -31,6 +31,7 @@ from voxlive.protocol import (
     Started,
     StreamId,
     UnknownRequest,
+    Viseme,
     Welcome,
     Word,
     decode_audio_frame,
@@ -115,6 +116,14 @@ SERVER_MESSAGES: list[ServerMessage] = [
         2205,
         words=(Word("hi", 2205, 4410), Word("là", 4410, 8820)),
         phonemes=(Phoneme("h", 2205, 3000), Phoneme("aɪ", 3000, 4410)),
+    ),
+    Marks(  # v1.5
+        uid("u1"),
+        StreamId(7),
+        0,
+        words=(Word("map", 0, 900),),
+        phonemes=(Phoneme("m", 100, 300), Phoneme("æ", 300, 700), Phoneme("p", 700, 900)),
+        visemes=(Viseme("sil", 0, 100), Viseme("PP", 100, 300), Viseme("aa", 300, 700)),
     ),
     Done(uid("u1"), StreamId(7), "completed", 22050, 1000.0, 80.5, 0.12),
     Done(uid("u1"), None, "expired"),
@@ -459,3 +468,42 @@ def test_decode_server_rejects_marks_with_non_map_words() -> None:
     wire = {"type": "marks", "id": "u", "stream": 1, "offset": 0, "words": [1], "phonemes": []}
     with pytest.raises(InvalidMessage, match="list of maps"):
         decode_server(raw(wire))
+
+
+@ENCODINGS
+def test_marks_carry_visemes_as_a_list_of_v_start_end_maps(binary) -> None:
+    marks = Marks(uid("u"), StreamId(1), 50, visemes=(Viseme("sil", 50, 60), Viseme("PP", 60, 90)))
+    data = encode_server(marks, binary)
+    wire = msgpack.unpackb(data) if binary else json.loads(data)
+    assert wire == {
+        "type": "marks",
+        "id": "u",
+        "stream": 1,
+        "offset": 50,
+        "words": [],
+        "phonemes": [],
+        "visemes": [{"v": "sil", "start": 50, "end": 60}, {"v": "PP", "start": 60, "end": 90}],
+    }
+
+
+def test_marks_from_a_server_before_v15_have_no_visemes() -> None:
+    wire = {"type": "marks", "id": "u", "stream": 1, "offset": 0, "words": [], "phonemes": []}
+    marks = decode_server(raw(wire | {"phonemes": [{"p": "h", "start": 0, "end": 5}]}))
+    assert marks == Marks(uid("u"), StreamId(1), 0, phonemes=(Phoneme("h", 0, 5),))
+    assert isinstance(marks, Marks) and marks.visemes == ()
+
+
+@pytest.mark.parametrize(
+    ("visemes", "match"),
+    [
+        ([1], "list of maps"),
+        ("PP", "a list"),
+        ([{"v": "PP", "start": 0}], "end is required"),
+        ([{"v": 3, "start": 0, "end": 1}], "v"),
+        ([{"v": "PP", "start": -1, "end": 1}], "start"),
+    ],
+)
+def test_decode_server_rejects_marks_with_bad_visemes(visemes, match) -> None:
+    wire = {"type": "marks", "id": "u", "stream": 1, "offset": 0, "words": [], "phonemes": []}
+    with pytest.raises(InvalidMessage, match=match):
+        decode_server(raw(wire | {"visemes": visemes}))

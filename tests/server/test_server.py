@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from voxlive.bench.server_metrics import parse_metrics
 from voxlive.engine.pcm import pcm16
+from voxlive.engine.visemes import VISEMES
 from voxlive.engine.voice import SynthesisParams
 from voxlive.protocol.codec import decode_server, encode_client
 from voxlive.protocol.messages import (
@@ -24,6 +25,7 @@ from voxlive.protocol.messages import (
     Done,
     End,
     Error,
+    Marks,
     Speak,
     SpeakOptions,
     Started,
@@ -180,6 +182,44 @@ def test_timestamps_mark_every_word_inside_the_audio(server_voice):
     assert words == ["welcome", "back", "to", "the", "stream"]
     ends = [w.end for w in marks[0].words]
     assert ends == sorted(ends) and 0 < ends[-1] <= done["t"].samples
+
+
+@pytest.mark.tiny_voice
+@pytest.mark.parametrize("rate", [None, 16000], ids=["voice-rate", "16k"])
+def test_timestamps_carry_a_contiguous_viseme_track_ahead_of_its_audio(server_voice, rate):
+    async def main():
+        async with run_server(server_voice) as app:
+            ws = await open_session(app, AudioSpec(sample_rate=rate))
+            text = "Map five, she said. Judge the church!"
+            await ws.send(speak("v", text, timestamps=True, seed=rate or 1))
+            received = []  # every message and frame, in arrival order
+            async with asyncio.timeout(60):
+                while True:
+                    received.append(decode_server(await ws.recv()))
+                    if isinstance(received[-1], Done):
+                        return received
+
+    received = run(main())
+    done = received[-1]
+    assert isinstance(done, Done) and done.status == "completed"
+    marks = [m for m in received if isinstance(m, Marks)]
+    assert len(marks) == 2
+    for m in marks:
+        visemes = m.visemes
+        assert visemes[0].start == m.offset  # SPEC.md §5.3: from the sentence's first sample
+        assert all(a.end == b.start and a.v != b.v for a, b in zip(visemes, visemes[1:]))
+        assert all(v.end > v.start for v in visemes) and {v.v for v in visemes} <= set(VISEMES)
+        assert all(m.offset <= p.start and p.end <= visemes[-1].end for p in m.phonemes)
+        # Sent before the audio it describes: no earlier frame reaches the sentence.
+        earlier = received[: received.index(m)]
+        assert all(
+            f.offset + len(f.pcm) // 2 <= m.offset for f in earlier if isinstance(f, AudioFrame)
+        )
+    # One sentence's track ends where the next one's starts, the last with the audio
+    # (resampled, the audio's length may round the other way by a sample).
+    assert marks[1].offset == marks[0].visemes[-1].end
+    assert abs(marks[1].visemes[-1].end - done.samples) <= (0 if rate is None else 1)
+    assert "PP" in {v.v for v in marks[0].visemes} and "CH" in {v.v for v in marks[1].visemes}
 
 
 @pytest.mark.tiny_voice
