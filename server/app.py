@@ -33,6 +33,7 @@ from .batcher import Batcher
 from .config import Config
 from .connection import Connection
 from .metrics import Totals, render
+from .static import StaticFiles
 from .store import open_store
 from .utterance import Services
 from .voices import VoiceAdapter, Voices
@@ -117,6 +118,8 @@ class App:
         self.port = config.port
         self.totals = Totals()
         """What the utterances delivered (``/metrics``)."""
+        self.static = StaticFiles() if config.web else None
+        """The demo page, the overlay and the JavaScript client (``demo_web/``)."""
         self._streams = itertools.count(1)
         self._sessions = itertools.count(1)
         self.loop: asyncio.AbstractEventLoop
@@ -193,7 +196,11 @@ class App:
             self.connections.discard(conn)
 
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
-        """``/healthz`` (process up), ``/readyz`` (accepting work), ``/metrics`` (counters)."""
+        """``/healthz`` (process up), ``/readyz`` (accepting work), ``/metrics`` (counters),
+        and the browser files (``static.py``); a WebSocket upgrade, on any path, goes on
+        to the session."""
+        if "websocket" in request.headers.get("Upgrade", "").lower():
+            return None
         if request.path == "/metrics":
             return connection.respond(HTTPStatus.OK, self.metrics())
         if request.path == "/healthz":
@@ -207,6 +214,8 @@ class App:
             if ready:
                 return connection.respond(HTTPStatus.OK, "ready\n")
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
+        if self.static is not None:
+            return self.static.respond(connection, request)
         return None
 
     def metrics(self) -> str:

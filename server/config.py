@@ -62,6 +62,11 @@ class Config:
         "Speak a few sentences at start, before taking connections, so that the first "
         "listeners do not wait while the engine builds its kernels (a few seconds).",
     )
+    web: bool = _setting(
+        True,
+        "Serve the demo page at / and the OBS overlay at /overlay (static files from the "
+        "package, on the same port as the WebSocket).",
+    )
     token: str | None = _setting(
         None, "When set, clients must send it as hello.token (others are closed with 4003)."
     )

@@ -242,6 +242,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--connections", type=int, default=500, metavar="N", help="idle connections to open"
     )
     idle.add_argument("--json", action="store_true", help="JSON on stdout")
+    page = add_command(
+        bench_sub,
+        "page",
+        "the browser page in Chromium against a running server",
+        "Open the demo page of a running server in Chromium (Playwright, no download) and\n"
+        "measure what a listener gets: first sound after Speak (click to the AudioWorklet's\n"
+        "first non-silent sample), underruns over a danmaku run, the page's weight. Exit\n"
+        "status 2 when the server, Playwright or Chromium is missing.",
+        "  voxlive bench page --url http://127.0.0.1:8765\n"
+        "  voxlive bench page --repeats 20 --comments 60 --interval 1 --json",
+    )
+    page.add_argument(
+        "--url", default="http://127.0.0.1:8765", help="the server (http:// or ws://host:port)"
+    )
+    page.add_argument("--chromium", metavar="PATH", help="the browser (default: chromium on PATH)")
+    page.add_argument(
+        "--repeats", type=int, default=10, metavar="N", help="Speak clicks of the short sentence"
+    )
+    page.add_argument(
+        "--comments", type=int, default=60, metavar="N", help="danmaku comments (0: none)"
+    )
+    page.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between danmaku comments",
+    )
+    page.add_argument("--json", action="store_true", help="JSON on stdout")
     load = add_command(
         bench_sub,
         "server",
@@ -371,7 +400,7 @@ _ENGINE_COMMANDS = {"serve", "say"}
 def _dispatch(args: argparse.Namespace) -> int:
     target = getattr(args, "target", None)
     if args.command in _ENGINE_COMMANDS or (
-        args.command == "bench" and target not in ("server", "idle")
+        args.command == "bench" and target not in ("server", "idle", "page")
     ):
         from voxlive.engine.runtime import keep_freed_memory
 
@@ -410,6 +439,22 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         report = bench_emotions(args)
         print(json.dumps(report, indent=2) if args.json else format_emotions_report(report))
+        return 0
+    if args.command == "bench" and args.target == "page":
+        from voxlive.bench.page import PageBenchError, bench_page, format_page_report
+
+        try:
+            report = bench_page(
+                args.url,
+                chromium=args.chromium,
+                repeats=args.repeats,
+                comments=args.comments,
+                interval_s=args.interval,
+            )
+        except PageBenchError as exc:
+            print(f"voxlive bench page: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(report, indent=2) if args.json else format_page_report(report))
         return 0
     if args.command == "bench" and args.target == "idle":
         from voxlive.bench.idle import bench_idle
