@@ -84,6 +84,9 @@ class Connection:
         self.log = logging.LoggerAdapter(logger, {"session": key})
         self.owner = f"{app.instance}:{key}"
         """Owner of this session's voices, unique across servers sharing a store."""
+        self.tenant: str | None = None
+        """The API key's tenant this session authenticated as (``None`` without keys):
+        persistent voices are shared within a tenant and invisible to every other."""
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
