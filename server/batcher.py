@@ -21,14 +21,14 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
 from voxlive.engine.interface import Engine, SentenceRequest, Stream
 from voxlive.protocol.types import PRIORITIES, Priority
 
-__all__ = ["Batcher", "FailStatus", "Job", "Overloaded", "Owner", "Sink"]
+__all__ = ["BatchObserver", "Batcher", "FailStatus", "Job", "Overloaded", "Owner", "Sink"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,17 @@ class Sink(Protocol):
     def job_failed(self, job: Job, status: FailStatus, reason: str) -> None: ...
 
 
+class BatchObserver(Protocol):
+    """Told of every batch, on the engine thread (the server's metrics)."""
+
+    def begun(self, waits_s: Sequence[float], seconds: float) -> None:
+        """Sentences began together in ``seconds``, after these waits in the queue."""
+
+    def stepped(self, streams: int, fill: float, seconds: float) -> None:
+        """A decoder step over ``streams`` streams took ``seconds``; ``fill``: its work
+        over ``step_budget_frames``."""
+
+
 @dataclass(eq=False, slots=True)
 class Job:
     """One sentence of one utterance."""
@@ -104,6 +115,7 @@ class Batcher:
         max_active: int = 16,
         max_queued: int = 512,
         step_budget_frames: int = 192,
+        observer: BatchObserver | None = None,
     ) -> None:
         self.engine = engine
         self.deliver = deliver
@@ -129,6 +141,8 @@ class Batcher:
         self.step_seconds = 0.0
         self.step_budget_frames = step_budget_frames
         """Work decoded per turn at most, in the engine's cost unit (:attr:`Stream.cost`)."""
+        self.observer = observer
+        """Told of each batch begun and step decoded (``/metrics``' histograms)."""
         self._clocks: weakref.WeakKeyDictionary[Owner, list[float]] = weakref.WeakKeyDictionary()
 
     # -- loop thread ---------------------------------------------------------------
@@ -278,6 +292,8 @@ class Batcher:
         for job in jobs:
             self.deliver(job.sink.job_started, job, now - job.enqueued_at)
         self.started_jobs += len(jobs)
+        if self.observer is not None:
+            self.observer.begun([now - job.enqueued_at for job in jobs], now - t0)
         self._active.extend(_Running(job, stream) for job, stream in zip(jobs, streams))
 
     def _drop_cancelled(self) -> None:
@@ -323,6 +339,7 @@ class Batcher:
         rate = self.engine.sample_rate
         self.steps += 1
         self.streams_stepped += len(chosen)
+        cost = sum(r.stream.cost for r in chosen)
         try:
             for progress in self.engine.step([r.stream for r in chosen]):
                 job = jobs[id(progress.stream)]
@@ -340,6 +357,9 @@ class Batcher:
         finally:
             self.step_seconds += time.monotonic() - t0
         self._active = [r for r in self._active if not r.stream.done]
+        if self.observer is not None:
+            fill = cost / self.step_budget_frames
+            self.observer.stepped(len(chosen), fill, time.monotonic() - t0)
 
     def _tick(self, owner: Owner, seconds: float) -> None:
         clock = self._clocks.get(owner)

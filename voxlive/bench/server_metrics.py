@@ -32,12 +32,25 @@ def metrics_url(ws_url: str) -> str:
 
 
 def parse_metrics(text: str) -> dict[str, float]:
-    """``name value`` lines (labels kept in the name); comments and bad lines skipped."""
+    """``name value`` lines of the Prometheus text format (labels kept in the name).
+
+    Comments and bad lines are skipped, and so are the ``*_created`` samples that
+    prometheus-client adds to counters and histograms: they are the time a series
+    began (Unix seconds), not a figure to take differences of.
+    """
     values: dict[str, float] = {}
+    created: set[str] = set()
     for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, kind = (line.split() + [""])[:4]
+            if kind in ("counter", "histogram", "summary"):
+                created.add(family.removesuffix("_total") + "_created")
+            continue
         if not line or line.startswith("#"):
             continue
         name, _, value = line.rpartition(" ")
+        if name.partition("{")[0] in created:
+            continue
         try:
             values[name] = float(value)
         except ValueError:
