@@ -4,6 +4,10 @@ Lifecycle (uvicorn/arq style): ``serve`` runs until ``stop`` is set, then stops
 accepting, lets in-flight utterances finish for up to ``graceful_shutdown_s``,
 cancels the rest (logging how many), closes every session with 1012, and
 stops the engine thread.
+
+Admission, before a session exists: a browser's ``Origin`` (HTTP 403) and an
+``Authorization: Bearer`` key (HTTP 401) at the handshake (``keys.py``), then the
+sessions open in all and per client address (close 1013, ``limits.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
+from typing import Final
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -32,15 +37,21 @@ from voxlive.protocol.types import CloseCode, StreamId
 from .batcher import Batcher
 from .config import Config
 from .connection import Connection
-from .metrics import Totals, render
+from .keys import KeyRing, OriginPolicy, Principal, bearer
+from .limits import Quotas, client_ip, parse_networks
+from .logs import UtteranceLog
+from .metrics import CONTENT_TYPE, Metrics
 from .static import StaticFiles
 from .store import open_store
+from .textfilter import TextFilter
 from .utterance import Services
 from .voices import VoiceAdapter, Voices
 
 __all__ = ["App"]
 
 logger = logging.getLogger(__name__)
+DRAIN_SEND_S: Final = 2.0
+"""At shutdown, how long the last frames may take to reach the clients before 1012."""
 socket_logger = logging.getLogger(f"{__name__}.sockets")
 """The WebSocket library's own lines (each connection opened and closed, each health
 check or metrics scrape answered): WARNING and up unless ``voxlive -v`` lowers it, so
@@ -68,6 +79,15 @@ class App:
         speaker: SpeakerEncoder | None = None,
     ) -> None:
         self.config = config
+        # The files first: a mistake in one fails the start before the voices load.
+        self.keys = KeyRing.load(config.keys_file, config.token)
+        """API keys and the shared token (``keys.py``); :meth:`reload` reads them again."""
+        self.text_filter = _load_words(config.blocked_words_file)
+        """The blocked words (``textfilter.py``), or ``None`` without a file."""
+        self.origins = OriginPolicy(config.allowed_origins)
+        self.trusted_proxies = parse_networks(config.trusted_proxies or "")
+        self.quotas = Quotas(config)
+        """Sessions open, utterance rates and registrations per hour (``limits.py``)."""
         schedule = ChunkSchedule(first_frames=config.first_chunk_frames)
         self._owns_engine = not _is_engine(engine)
         self.engine: Engine
@@ -116,8 +136,10 @@ class App:
         self.connections: set[Connection] = set()
         self.draining = False
         self.port = config.port
-        self.totals = Totals()
-        """What the utterances delivered (``/metrics``)."""
+        self.stats = Metrics(self._state, device=config.device)
+        """This server's figures (``/metrics``), in a registry of its own."""
+        self.utterance_log = UtteranceLog.from_config(config)
+        """The line each finished utterance leaves in the log."""
         self.static = StaticFiles() if config.web else None
         """The demo page, the overlay and the JavaScript client (``demo_web/``)."""
         self._streams = itertools.count(1)
@@ -153,9 +175,15 @@ class App:
             max_active=self.config.max_active_items,
             max_queued=self.config.max_queued_items,
             step_budget_frames=self.config.step_budget_frames,
+            observer=self.stats,
         )
         self.services = Services(
-            self.loop, self.engine, self.batcher, self.frontend_pool, self.totals
+            self.loop,
+            self.engine,
+            self.batcher,
+            self.frontend_pool,
+            self.stats,
+            self.utterance_log,
         )
         if engine_thread:
             self.batcher.start()
@@ -170,6 +198,8 @@ class App:
                 max_size=4 * self.config.max_message_bytes + 1024,
                 compression=None,  # audio does not compress; deflate only adds latency
                 close_timeout=2,
+                ping_interval=self.config.ping_interval_s or None,
+                ping_timeout=self.config.ping_timeout_s or None,
                 logger=socket_logger,
             ) as server:
                 self.port = next(iter(server.sockets)).getsockname()[1]
@@ -177,6 +207,7 @@ class App:
                 if ready is not None:
                     ready(self)
                 await stop.wait()
+                self.draining = True  # new utterances are refused from here on
                 server.close(close_connections=False)
                 await self._drain()
         finally:
@@ -188,21 +219,83 @@ class App:
             logger.info("stopped")
 
     async def _handle(self, ws: ServerConnection) -> None:
-        conn = Connection(self, ws, f"s{next(self._sessions)}")
-        self.connections.add(conn)
+        ip = self.client_ip(ws)
+        refusal = self.quotas.sessions.open(ip)
+        if refusal is not None:  # SPEC.md §7: 1013, reconnect after a delay
+            logger.debug("refused a session from %s: %s", ip, refusal)
+            await ws.close(CloseCode.TRY_AGAIN_LATER, refusal)
+            return
         try:
-            await conn.run()
+            principal = self.principal_of(ws.request)
+            conn = Connection(self, ws, f"s{next(self._sessions)}", ip=ip, principal=principal)
+            self.stats.sessions_opened.inc()
+            self.connections.add(conn)
+            try:
+                await conn.run()
+            finally:
+                self.connections.discard(conn)
         finally:
-            self.connections.discard(conn)
+            self.quotas.sessions.close(ip)
+
+    def client_ip(self, ws: ServerConnection) -> str:
+        """The client's address: the peer's, or ``X-Forwarded-For``'s behind a trusted proxy."""
+        peer = ws.remote_address[0] if ws.remote_address else None
+        forwarded = None
+        if self.trusted_proxies and ws.request is not None:
+            forwarded = ",".join(ws.request.headers.get_all("X-Forwarded-For")) or None
+        return client_ip(peer, forwarded, self.trusted_proxies)
+
+    def principal_of(self, request: Request | None) -> Principal | None:
+        """Who the handshake's ``Authorization: Bearer`` key authenticates, if anyone."""
+        if request is None or not self.keys.required:
+            return None
+        values = request.headers.get_all("Authorization")
+        return self.keys.check(bearer(values[0])) if len(values) == 1 else None
+
+    def _admit_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        """A browser page from an origin not allowed: 403; a key that is not one: 401."""
+        origins = request.headers.get_all("Origin")
+        host = request.headers.get_all("Host")
+        origin_ok = not origins or (
+            len(origins) == 1 and self.origins.allows(origins[0], host[0] if host else None)
+        )
+        if not origin_ok:
+            return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        if self.keys.required:  # without keys or a token the header means nothing
+            given = request.headers.get_all("Authorization")
+            presented = len(given) > 1 or any(bearer(a) is not None for a in given)
+            if presented and self.principal_of(request) is None:
+                response = connection.respond(HTTPStatus.UNAUTHORIZED, "unknown key\n")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="voxlive"'
+                return response
+        return None
+
+    def reload(self) -> None:
+        """Read the keys and blocked-words files again (SIGHUP); on an error keep the old ones.
+
+        Sessions keep the tenant they have; new utterances meet the new words.
+        """
+        try:
+            keys = KeyRing.load(self.config.keys_file, self.config.token)
+            words = _load_words(self.config.blocked_words_file)
+        except (OSError, ValueError) as exc:
+            logger.error("reload failed, keeping the keys and words loaded before: %s", exc)
+            return
+        self.keys, self.text_filter = keys, words
+        phrases = words.phrases if words is not None else 0
+        logger.info("reloaded %d API keys and %d blocked phrases", keys.keys, phrases)
 
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         """``/healthz`` (process up), ``/readyz`` (accepting work), ``/metrics`` (counters),
         and the browser files (``static.py``); a WebSocket upgrade, on any path, goes on
         to the session."""
         if "websocket" in request.headers.get("Upgrade", "").lower():
-            return None
+            return self._admit_handshake(connection, request)
         if request.path == "/metrics":
-            return connection.respond(HTTPStatus.OK, self.metrics())
+            response = connection.respond(HTTPStatus.OK, self.metrics())
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = CONTENT_TYPE
+            return response
         if request.path == "/healthz":
             return connection.respond(HTTPStatus.OK, "ok\n")
         if request.path == "/readyz":
@@ -219,10 +312,16 @@ class App:
         return None
 
     def metrics(self) -> str:
-        """Counters and gauges as plain text, one ``name value`` a line (``metrics.py``)."""
+        """Every figure, in the Prometheus text format (``metrics.py``)."""
+        return self.stats.render().decode()
+
+    def _state(self) -> dict[str, float]:
+        """The figures of ``metrics.STATE``, read off the parts now (at a scrape)."""
         voices = self.voices
-        batcher = self.batcher
-        values: dict[str, float | int] = {
+        values: dict[str, float] = {
+            "voxlive_sessions": len(self.connections),
+            "voxlive_voice_cache_hits_total": voices.cache_hits,
+            "voxlive_voice_cache_misses_total": voices.cache_misses,
             "voice_cache_hits": voices.cache_hits,
             "voice_cache_misses": voices.cache_misses,
             "voice_store_hits": voices.store.hits,
@@ -230,6 +329,13 @@ class App:
             "voice_registrations_inflight": voices.inflight,
             "connections": len(self.connections),
             "utterances_inflight": sum(len(c.utterances) for c in self.connections),
+        }
+        if not hasattr(self, "batcher"):  # scraped before serve() started it
+            return values
+        batcher = self.batcher
+        values |= {
+            "voxlive_event_loop_tasks": len(asyncio.all_tasks(self.loop)),
+            "voxlive_queue_depth": batcher.queued,
             "queued": batcher.queued,
             "active": batcher.active,
             "engine_begin_seconds_total": batcher.begin_seconds,
@@ -239,13 +345,14 @@ class App:
             "engine_steps_total": batcher.steps,
             "engine_streams_stepped_total": batcher.streams_stepped,
         }
-        return render(values, self.totals)
+        return values
 
     async def _drain(self) -> None:
-        """Finish in-flight utterances up to the deadline, then close every session with 1012."""
+        """Finish in-flight utterances and voice requests up to the deadline, then close
+        every session with 1012."""
         self.draining = True
         deadline = time.monotonic() + self.config.graceful_shutdown_s
-        while time.monotonic() < deadline and any(c.utterances for c in self.connections):
+        while time.monotonic() < deadline and any(c.busy for c in self.connections):
             await asyncio.sleep(0.02)
         left = sum(len(c.utterances) for c in self.connections)
         if left:
@@ -253,11 +360,37 @@ class App:
         for conn in list(self.connections):
             conn.cancel_all()
             conn.flush()
-        await asyncio.gather(*(c.drained() for c in self.connections), return_exceptions=True)
+        # The last frames and done messages go out, unless a client does not read them.
+        sent = asyncio.gather(*(c.drained() for c in self.connections), return_exceptions=True)
+        try:
+            await asyncio.wait_for(sent, DRAIN_SEND_S)
+        except TimeoutError:
+            pass
         closes = [
             c.ws.close(CloseCode.SERVICE_RESTART, "server restarting") for c in self.connections
         ]
         await asyncio.gather(*closes, return_exceptions=True)
+
+    async def close_now(self, timeout_s: float = 0.5) -> None:
+        """Close every session with 1012 at once, finishing nothing (a second signal);
+        waits up to ``timeout_s`` for the close frames to go out."""
+        self.draining = True
+        closes = [
+            asyncio.ensure_future(c.ws.close(CloseCode.SERVICE_RESTART, "server stopping"))
+            for c in self.connections
+        ]
+        if closes:
+            await asyncio.wait(closes, timeout=timeout_s)
+
+
+def _load_words(path: str | None) -> TextFilter | None:
+    """The blocked-words file, or ``None`` without one.
+
+    Raises:
+        OSError: it cannot be read.
+        ValueError: it is not UTF-8.
+    """
+    return None if path is None else TextFilter.load(path)
 
 
 def load_engine(config: Config, schedule: ChunkSchedule) -> Engine:

@@ -17,11 +17,16 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 from voxlive.engine.interface import Precision
 
+from .keys import parse_origins
+from .limits import parse_networks
+
 __all__ = ["ENV_PREFIX", "Config", "ConfigError", "env_name", "flag_name", "parse_setting"]
 
 ENV_PREFIX = "VOXLIVE_"
 BUILTIN_VOICES = ("en", "zh")
 """The built-in voices a server can load: the English VITS voice, the Mandarin one."""
+_ZERO_IS_OFF = frozenset({"registrations_per_hour"})
+"""Count settings for which 0 means no limit."""
 
 _T = TypeVar("_T")
 
@@ -67,8 +72,87 @@ class Config:
         "Serve the demo page at / and the OBS overlay at /overlay (static files from the "
         "package, on the same port as the WebSocket).",
     )
+    log_format: Literal["text", "json"] = _setting(
+        "text",
+        "Log format: text (one line a record) or json (one JSON object a line: timestamp, "
+        "level, logger, message and the record's fields).",
+    )
+    log_text: bool = _setting(
+        False, "Put each utterance's text in its log line (off: only its length in characters)."
+    )
     token: str | None = _setting(
-        None, "When set, clients must send it as hello.token (others are closed with 4003)."
+        None,
+        "When set, clients must send it as hello.token (others are closed with 4003) or "
+        "as 'Authorization: Bearer TOKEN' on the handshake (else HTTP 401).",
+    )
+    keys_file: str | None = _setting(
+        None,
+        "API keys: a text file of 'KEY TENANT' lines. Clients then authenticate with "
+        "'Authorization: Bearer KEY' on the handshake (an unknown key: HTTP 401) or "
+        "hello.token (4003); a session's voices belong to its key's tenant. --token "
+        "still works beside it. SIGHUP reloads the file.",
+    )
+    allowed_origins: str | None = _setting(
+        None,
+        "Web pages that may connect, as comma-separated origins (https://example.com), "
+        "or * for any. Unset: the server's own pages and http(s)://localhost, 127.0.0.1 "
+        "or [::1] on any port. A browser handshake from another origin gets HTTP 403; "
+        "clients that send no Origin (not browsers) are not affected.",
+    )
+    trusted_proxies: str | None = _setting(
+        None,
+        "Reverse proxies, comma-separated addresses or CIDRs (10.0.0.0/8): a connection "
+        "from one is counted under the client address in its X-Forwarded-For. Unset: "
+        "the socket's peer address is the client's.",
+    )
+    blocked_words_file: str | None = _setting(
+        None,
+        "Words and phrases no utterance may contain, one a line, in any language; "
+        "matched ignoring case, width, Traditional vs Simplified Chinese and spaces or "
+        "punctuation between letters. Refused with text_rejected. SIGHUP reloads it.",
+    )
+    max_sessions: int = _setting(
+        1000,
+        "Sessions open at once at most (those still before hello included); a "
+        "connection beyond it is accepted and closed at once with 1013.",
+    )
+    max_sessions_per_ip: int = _setting(
+        100, "Sessions open at once per client address at most; beyond it, close 1013."
+    )
+    handshake_timeout_s: float = _setting(
+        10.0, "How long a new connection may take to send a valid hello; then close 1008."
+    )
+    idle_timeout_s: float = _setting(
+        600.0,
+        "Seconds a session may go with nothing in flight and nothing sent before it is "
+        "closed with 1000 (reason 'idle for N s'); 0: never.",
+    )
+    ping_interval_s: float = _setting(
+        20.0, "Seconds between WebSocket pings to each client; 0: no pings."
+    )
+    ping_timeout_s: float = _setting(
+        20.0, "Seconds a client has to answer a ping before it is dropped (1011); 0: no limit."
+    )
+    utterances_per_s_per_ip: float = _setting(
+        5.0,
+        "New utterances per second per client address (a token bucket); one over it is "
+        "refused with rate_limited and retry_after_ms; 0: unlimited.",
+    )
+    utterance_burst_per_ip: int = _setting(
+        10, "Utterances a client address may start at once (its token bucket's size)."
+    )
+    utterances_per_s_per_key: float = _setting(
+        10.0,
+        "New utterances per second per API key of keys_file, besides the per-address "
+        "rate; 0: unlimited.",
+    )
+    utterance_burst_per_key: int = _setting(
+        20, "Utterances an API key may start at once (its token bucket's size)."
+    )
+    registrations_per_hour: int = _setting(
+        20,
+        "Voice registrations per API key (per client address without one) in any hour; "
+        "more are refused with rate_limited; 0: unlimited.",
     )
     max_active_items: int = _setting(
         16, "Sentences synthesized together at most; the others wait in the queue."
@@ -116,8 +200,23 @@ class Config:
         kinds = get_type_hints(Config)
         for f in fields(self):
             value = getattr(self, f.name)
-            if kinds[f.name] is int and f.name != "port" and value < 1:  # counts and sizes
-                raise ConfigError(f.name, f"{f.name} must be ≥ 1, got {value}")
+            if kinds[f.name] is int and f.name != "port":  # counts and sizes
+                least = 0 if f.name in _ZERO_IS_OFF else 1
+                if value < least:
+                    raise ConfigError(f.name, f"{f.name} must be ≥ {least}, got {value}")
+            if kinds[f.name] is float and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f.name, f"{f.name} must be a number ≥ 0, got {value}")
+        if self.handshake_timeout_s <= 0:
+            raise ConfigError(
+                "handshake_timeout_s",
+                f"handshake_timeout_s must be > 0 seconds, got {self.handshake_timeout_s}",
+            )
+        lists = {"trusted_proxies": parse_networks, "allowed_origins": parse_origins}
+        for name, parse in lists.items():
+            try:
+                parse(getattr(self, name) or "")
+            except ValueError as exc:
+                raise ConfigError(name, f"{name}: {exc}") from None
         if self.precision not in get_args(Precision):
             raise ConfigError(
                 "precision", f"precision must be float32, bfloat16 or float16, got {self.precision}"

@@ -5,12 +5,16 @@ task drains the outbox. The batcher never waits on a socket: frames for a
 client that stops reading pile up in its outbox, and past
 ``send_buffer_bytes`` for ``slow_consumer_timeout_s`` (or past four times that
 at once) the client is closed with 4008 and its work cancelled.
+
+The server's policy on a session lives here too: the ``hello`` token against the API
+keys (``keys.py``), blocked words and rate limits on each new utterance (the session's
+``admit`` hook; ``limits.py``, ``textfilter.py``), voice registrations per hour, and
+the handshake and idle timeouts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections import deque
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from voxlive.protocol.errors import NotAdmitted
 from voxlive.protocol.messages import (
     Append,
     Cancel,
@@ -40,8 +45,11 @@ from voxlive.protocol.messages import (
 from voxlive.protocol.session import Session
 from voxlive.protocol.types import CloseCode, UtteranceId
 
+from .keys import Principal
+from .limits import retry_after_ms
+from .textfilter import StreamCheck
 from .utterance import Utterance
-from .voices import RegistrationError, summary_of
+from .voices import Owner, RegistrationError, summary_of
 
 if TYPE_CHECKING:
     from .app import App
@@ -51,28 +59,43 @@ __all__ = ["Connection"]
 logger = logging.getLogger(__name__)
 
 SLOW_CLOSE_TIMEOUT_S = 10.0
-
-
-def _token_checker(expected: str) -> Callable[[str | None], bool]:
-    def check(token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(token.encode(), expected.encode())
-
-    return check
+BLOCKED_TEXT = "the text contains a blocked word or phrase"
+"""The ``text_rejected`` message: it never repeats the client's text."""
 
 
 class Connection:
-    """See module docstring."""
+    """See module docstring.
 
-    def __init__(self, app: App, ws: ServerConnection, key: str) -> None:
+    Args:
+        app: The server.
+        ws: The WebSocket.
+        key: The session's id.
+        ip: The client's address (``App.client_ip``).
+        principal: Who the handshake's ``Authorization`` key authenticated, if anyone;
+            else, with keys or a token configured, ``hello.token`` must.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        ws: ServerConnection,
+        key: str,
+        *,
+        ip: str = "unknown",
+        principal: Principal | None = None,
+    ) -> None:
         self.app = app
         self.ws = ws
         self.key = key
-        token = app.config.token
+        self.ip = ip
+        self.principal = principal
+        ask_token = app.keys.required and principal is None
         self.session = Session(
             app.limits,
             app.capabilities,
             key,
-            authenticate=None if token is None else _token_checker(token),
+            authenticate=self._authenticate if ask_token else None,
+            admit=self._admit,
         )
         self.utterances: dict[UtteranceId, Utterance] = {}
         self.outbox: deque[bytes | str] = deque()
@@ -84,15 +107,30 @@ class Connection:
         self.log = logging.LoggerAdapter(logger, {"session": key})
         self.owner = f"{app.instance}:{key}"
         """Owner of this session's voices, unique across servers sharing a store."""
-        self.tenant: str | None = None
+        self.tenant: str | None = None if principal is None else principal.tenant
         """The API key's tenant this session authenticated as (``None`` without keys):
         persistent voices are shared within a tenant and invisible to every other."""
         self.tasks: set[asyncio.Task[None]] = set()
+        self.last_active = time.monotonic()
+        """When the client last sent something, or the last utterance ended."""
+        self._checks: dict[UtteranceId, StreamCheck] = {}  # streamed text vs blocked words
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._closer: asyncio.Future[None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Utterances or voice requests in flight, or frames still to send."""
+        return bool(self.utterances or self.tasks or self.outbox)
 
     async def run(self) -> None:
         writer = self._writer = asyncio.create_task(self._write())
+        config = self.app.config
+        self._arm("hello", config.handshake_timeout_s, self._hello_overdue)
+        if config.idle_timeout_s:
+            self._arm("idle", config.idle_timeout_s, self._idle_check)
         try:
             async for data in self.ws:
+                self.last_active = time.monotonic()
                 self.session.receive_data(data)
                 for event in self.session.events_received():
                     self._dispatch(event)
@@ -105,6 +143,8 @@ class Connection:
             self.log.error("session failed", exc_info=True)
             self.session.close(CloseCode.INTERNAL_ERROR)
         finally:
+            for timer in self._timers.values():
+                timer.cancel()
             self.cancel_all()
             await self._forget_voices()
             await self._close(writer)
@@ -127,15 +167,19 @@ class Connection:
                 if u := self._open(event.id, event.options):
                     u.speak(event.text)
             case Append():
-                u = self._open(event.id, event.options) if event.options else None
-                u = u or self.utterances.get(event.id)
+                if event.options is not None:  # the first append opens the utterance
+                    u = self._open(event.id, event.options)
+                    if u is not None:
+                        self._watch_text(u, event.text)
+                elif (u := self.utterances.get(event.id)) and not self._text_ok(u, event.text):
+                    u = None
                 if u is not None:
                     u.append(event.text)
             case Flush():
-                if u := self.utterances.get(event.id):
+                if (u := self.utterances.get(event.id)) and self._text_ok(u, "", final=True):
                     u.flush()
             case End():
-                if u := self.utterances.get(event.id):
+                if (u := self.utterances.get(event.id)) and self._text_ok(u, "", final=True):
                     u.end()
             case Cancel():
                 if event.id is None:
@@ -143,7 +187,8 @@ class Connection:
                 elif u := self.utterances.get(event.id):
                     u.cancel()
             case VoiceRegister():
-                self._spawn(self._register(event))
+                if self._may_register(event):
+                    self._spawn(self._register(event))
             case VoiceList():
                 self._spawn(self._list(event))
             case VoiceDelete():
@@ -181,7 +226,93 @@ class Connection:
             self._spawn(self._resolve_voice(u, options.voice))
         return u
 
+    # -- the server's policy ---------------------------------------------------------
+
+    def _authenticate(self, token: str | None) -> bool:
+        """``hello.token``: an API key (the session takes its tenant) or the shared token."""
+        principal = self.app.keys.check(token)
+        if principal is None:
+            return False
+        self.principal, self.tenant = principal, principal.tenant
+        return True
+
+    def _admit(self, message: Speak | Append) -> None:
+        """A new utterance (the session's ``admit`` hook): blocked words, then the rates.
+
+        Raises:
+            NotAdmitted: ``text_rejected``, or ``rate_limited`` with ``retry_after_ms``
+                (SPEC.md §6); the utterance never opens.
+        """
+        words = self.app.text_filter
+        if words is not None and words.blocked(message.text, final=isinstance(message, Speak)):
+            raise NotAdmitted(BLOCKED_TEXT, code="text_rejected", id=message.id)
+        key = None if self.principal is None else self.principal.key_id
+        wait_s = self.app.quotas.utterance(self.ip, key)
+        if wait_s:
+            ms = retry_after_ms(wait_s)
+            message_text = f"too many utterances; retry after {ms} ms"
+            raise NotAdmitted(message_text, code="rate_limited", id=message.id, retry_after_ms=ms)
+
+    def _watch_text(self, u: Utterance, text: str) -> None:
+        """A streamed utterance opened: its later text is checked as it comes."""
+        if self.app.text_filter is not None:
+            check = self._checks[u.id] = self.app.text_filter.stream()
+            check.feed(text)  # admitted already; the check keeps its tail
+
+    def _text_ok(self, u: Utterance, text: str, *, final: bool = False) -> bool:
+        """More streamed text: a blocked phrase fails the utterance (``text_rejected``)."""
+        check = self._checks.get(u.id)
+        if check is None or not check.feed(text, final=final):
+            return True
+        u.fail(Error("text_rejected", BLOCKED_TEXT, u.id))
+        return False
+
+    def _may_register(self, event: VoiceRegister) -> bool:
+        """Voice registrations per hour, per key (per address without one)."""
+        key = None if self.principal is None else self.principal.key_id
+        wait_s = self.app.quotas.registration(self.ip, key)
+        if not wait_s:
+            return True
+        ms = retry_after_ms(wait_s)
+        limit = self.app.config.registrations_per_hour
+        text = f"more than {limit} voice registrations in an hour; retry after {ms} ms"
+        self.session.send_voice_error(Error("rate_limited", text, event.id, True, ms))
+        return False
+
+    def _arm(self, name: str, delay_s: float, check: Callable[[], None]) -> None:
+        self._timers[name] = self.app.loop.call_later(delay_s, check)
+
+    def _hello_overdue(self) -> None:
+        """No valid ``hello`` within ``handshake_timeout_s``: close 1008 (SPEC.md §9.2)."""
+        if self.session.hello is None and self.session.close_code() is None:
+            timeout = self.app.config.handshake_timeout_s
+            self._close_soon(CloseCode.POLICY_VIOLATION, f"no hello within {timeout:g} s")
+
+    def _idle_check(self) -> None:
+        """Nothing sent and nothing in flight for ``idle_timeout_s``: close 1000 (SPEC.md §7)."""
+        if self.session.close_code() is not None or self.closing:
+            return
+        timeout = self.app.config.idle_timeout_s
+        now = time.monotonic()
+        if self.busy:
+            self.last_active = now
+        idle_s = now - self.last_active
+        if idle_s >= timeout * 0.99:  # timers may fire a little early
+            self._close_soon(CloseCode.NORMAL, f"idle for {timeout:g} s")
+        else:
+            self._arm("idle", timeout - idle_s, self._idle_check)
+
+    def _close_soon(self, code: CloseCode, reason: str) -> None:
+        """Close from the server's side; the reader loop ends with the socket."""
+        self.log.debug("closing %s: %s", code, reason)
+        self.session.close(code)
+        self._closer = asyncio.ensure_future(self.ws.close(code, reason))
+
     # -- voices ----------------------------------------------------------------------
+
+    def _voice_owner(self) -> Owner:
+        """Whose voices this session's requests see: its own and its tenant's (SPEC.md §4.6)."""
+        return Owner(self.owner, self.tenant)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -190,7 +321,7 @@ class Connection:
 
     async def _register(self, event: VoiceRegister) -> None:
         try:
-            done = await self.app.voices.register(event, self.owner)
+            done = await self.app.voices.register(event, self._voice_owner())
         except RegistrationError as exc:
             self.session.send_voice_error(Error(exc.code, exc.message, event.id))
         except Exception:
@@ -204,20 +335,22 @@ class Connection:
 
     async def _list(self, event: VoiceList) -> None:
         try:
-            voices = await self.app.voices.listing(self.owner)
+            voices = await self.app.voices.listing(self._voice_owner())
         except Exception:
             self.log.error("voice.list %s failed", event.id, exc_info=True)
-            self.session.send_error(Error("internal", "listing voices failed", event.id))
+            error = Error("internal", "listing voices failed", event.id, about="request")
+            self.session.send_error(error)
         else:
             self.session.send_voice_list(VoiceListing(event.id, voices))
         self.flush()
 
     async def _delete(self, event: VoiceDelete) -> None:
         try:
-            deleted = await self.app.voices.delete(event.voice, self.owner)
+            deleted = await self.app.voices.delete(event.voice, self._voice_owner())
         except Exception:
             self.log.error("voice.delete %s failed", event.id, exc_info=True)
-            self.session.send_error(Error("internal", "deleting the voice failed", event.id))
+            error = Error("internal", "deleting the voice failed", event.id, about="request")
+            self.session.send_error(error)
         else:
             self.session.send_voice_deleted(VoiceDeleted(event.id, event.voice, deleted))
         self.flush()
@@ -225,7 +358,7 @@ class Connection:
     async def _resolve_voice(self, u: Utterance, voice: str) -> None:
         """Speak in a registered voice: only with adaptation; else refuse, never pretend."""
         try:
-            profile = await self.app.voices.find(voice, self.owner)
+            profile = await self.app.voices.find(voice, self._voice_owner())
         except Exception:
             self.log.error("voice lookup for %s failed", u.id, exc_info=True)
             u.fail(Error("internal", "voice lookup failed", u.id))
@@ -241,6 +374,8 @@ class Connection:
     def forget(self, u: Utterance) -> None:
         if self.utterances.get(u.id) is u:
             del self.utterances[u.id]
+            self._checks.pop(u.id, None)
+            self.last_active = time.monotonic()  # the idle time starts now
 
     def cancel_all(self) -> None:
         for u in list(self.utterances.values()):
@@ -263,6 +398,7 @@ class Connection:
             self.kill("send buffer overflow")
         elif self.outbox_bytes > limit and self.over_since is None:
             self.over_since = time.monotonic()
+            self.app.stats.send_stalls.inc()
             self._pause(True)
             self.app.loop.call_later(self.app.config.slow_consumer_timeout_s, self._check_slow)
 
@@ -282,6 +418,7 @@ class Connection:
             return
         self.log.warning("closing slow consumer (%d bytes queued): %s", self.outbox_bytes, reason)
         self.closing = True
+        self.app.stats.slow_consumer_closes.inc()
         for u in list(self.utterances.values()):
             u.abandon()
         self.utterances.clear()
@@ -303,6 +440,7 @@ class Connection:
                 while self.outbox:
                     data = self.outbox.popleft()
                     await self.ws.send(data)
+                    self.app.stats.sent(data)
                     self.outbox_bytes -= len(data)
                     if self.over_since is not None and self.outbox_bytes <= limit:
                         self.over_since = None

@@ -29,7 +29,12 @@ def help_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return capsys.readouterr().out
 
 
-CHOICES = {"voices": "en", "voice": "zh"}
+CHOICES = {
+    "voices": "en",
+    "voice": "zh",
+    "trusted_proxies": "10.0.0.0/8",
+    "allowed_origins": "https://example.com",
+}
 """Settings whose strings name something, and a valid value other than the default."""
 
 

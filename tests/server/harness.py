@@ -20,6 +20,14 @@ from voxlive.server.config import Config
 
 T = TypeVar("T")
 
+UNLIMITED: dict[str, Any] = {
+    "utterances_per_s_per_ip": 0.0,
+    "utterances_per_s_per_key": 0.0,
+    "registrations_per_hour": 0,
+}
+"""Rate limits off: tests send bursts from one address that a deployed server's
+defaults refuse (``test_limits.py`` turns each back on through ``overrides``)."""
+
 _load_speaker = SpeakerEncoder.load
 """The real loader, kept apart from tests that redirect ``SpeakerEncoder.load`` here."""
 
@@ -39,7 +47,7 @@ async def run_server(
     ``voice``: a voice or any engine; ``speaker``: the speaker encoder (the shared
     real one by default).
     """
-    config = Config(port=0, **overrides)
+    config = Config(port=0, **(UNLIMITED | overrides))
     stop = asyncio.Event()
     ready = asyncio.Event()
     app = App(config, voice, speaker or shared_speaker())
