@@ -29,6 +29,7 @@ most of those emotions' faster rate.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -192,6 +193,9 @@ class Prosody:
     tilt_db_per_octave: float
     breathiness: float
     end_contour_st: float
+    limited: tuple[str, ...] = ()
+    """What composition held to the engine's ranges (SPEC.md §4.4.1), for people: one
+    line per control, naming the options that asked for more (empty: nothing held)."""
 
     @property
     def is_neutral(self) -> bool:
@@ -219,6 +223,11 @@ def prosody(
     the explicit controls add on top. Neutral at any intensity with no
     pitch/volume change needs no stage.
 
+    Each control is checked against its range, and the three composed ones (rate,
+    pitch level, loudness) are held to the same ranges, so that every accepted
+    combination is rendered: ``speed`` 4 with an emotion that speeds up speaks at 4×,
+    and ``Prosody.limited`` says so (SPEC.md §4.4.1).
+
     Raises:
         ValueError: unknown emotion, or a control out of range.
     """
@@ -226,19 +235,57 @@ def prosody(
     check_range("speed", speed, SPEED_RANGE)
     check_range("pitch", pitch_st, PITCH_RANGE_ST, " semitones")
     check_range("volume", volume_db, VOLUME_RANGE_DB, " dB")
-    p = EMOTIONS[resolve(emotion)]
+    name = resolve(emotion)
+    p = EMOTIONS[name]
     k = intensity
-    rate = math.exp(k * math.log(p.rate)) * speed
+    asked = f"with emotion {name} at intensity {k:g}"
+    limited: list[str] = []
+    rate = _hold(
+        math.exp(k * math.log(p.rate)) * speed,
+        SPEED_RANGE,
+        lambda x, v: f"speaking rate limited to {v:g}× (speed {speed:g} {asked} asks for {x:.3g}×)",
+        limited,
+    )
+    shift = _hold(
+        k * p.f0_shift_st + pitch_st,
+        PITCH_RANGE_ST,
+        lambda x, v: (
+            f"pitch limited to {v:+g} semitones (pitch {pitch_st:g} {asked} asks for {x:+.3g})"
+        ),
+        limited,
+    )
+    gain = _hold(
+        k * p.gain_db + volume_db,
+        VOLUME_RANGE_DB,
+        lambda x, v: (
+            f"loudness limited to {v:+g} dB (volume {volume_db:g} {asked} asks for {x:+.3g} dB)"
+        ),
+        limited,
+    )
     return Prosody(
         length_scale=1.0 / rate,
         pause_scale=math.exp(k * math.log(p.pause)),
-        f0_shift_st=k * p.f0_shift_st + pitch_st,
+        f0_shift_st=shift,
         f0_range=math.exp(k * math.log(p.f0_range)),
-        gain_db=k * p.gain_db + volume_db,
+        gain_db=gain,
         tilt_db_per_octave=k * p.tilt_db_per_octave,
         breathiness=k * p.breathiness,
         end_contour_st=k * p.end_contour_st,
+        limited=tuple(limited),
     )
+
+
+def _hold(
+    value: float,
+    bounds: tuple[float, float],
+    note: Callable[[float, float], str],
+    notes: list[str],
+) -> float:
+    """``value`` held to ``bounds``; when it had to be, ``note(value, held)`` goes to ``notes``."""
+    held = min(max(value, bounds[0]), bounds[1])
+    if held != value:
+        notes.append(note(value, held))
+    return held
 
 
 def check_range(name: str, value: float, bounds: tuple[float, float], unit: str = "") -> None:

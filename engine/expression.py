@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .emotion import DEFAULT_INTENSITY, Prosody, prosody, resolve
+from .emotion import DEFAULT_INTENSITY, SPEED_RANGE, Prosody, prosody, resolve
 from .frontend import FrontendResult
 from .layout import PAUSE_PHONEMES, pause_scales, phrase_span
 from .psola import PsolaAdapter
@@ -149,16 +149,21 @@ def check_rate(expression: Expression, params: SynthesisParams, where: str = "")
     The speed is the expression's and the base ``params``' together (callers put
     it in either place).
 
+    The expression's own speed is already limited to the engine's range when it is
+    composed (``emotion.prosody``); a speed in ``params`` (the in-process API) is not.
+
     Raises:
-        ValueError: the combined length scale is outside [0.25, 4] (names both causes).
+        ValueError: the combined rate is outside the engine's (names both causes).
     """
     try:
         expression.params(params)
-    except ValueError as exc:
+    except ValueError:
         speed = expression.speed / params.length_scale
+        lo, hi = SPEED_RANGE
         raise ValueError(
             f"{where}speed {speed:g} with emotion {expression.emotion!r} at intensity "
-            f"{expression.intensity:g} is too far from normal ({exc})"
+            f"{expression.intensity:g} is too far from normal (together they must stay "
+            f"within {lo:g}–{hi:g}× the voice's rate)"
         ) from None
 
 

@@ -37,14 +37,23 @@ __all__ = [
 ]
 
 REJECTED_CODES: Final[frozenset[ErrorCode]] = frozenset(
-    {"invalid_message", "unsupported", "duplicate_id", "too_many_inflight"}
+    {
+        "invalid_message",
+        "unsupported",
+        "duplicate_id",
+        "too_many_inflight",
+        "rate_limited",
+        "text_rejected",
+    }
 )
 """Error codes with which the server refuses to open an utterance at all.
 
 No ``done`` follows such an error, so the session ends the utterance itself with a
 ``Done`` of status ``failed`` and no stream. The session checks text length and
-emptiness before sending, so ``empty_text`` and ``text_too_long`` always come from an
-utterance the server did open (and will end with its own ``done``).
+emptiness before sending, so ``text_too_long`` always comes from an utterance the server
+did open (and will end with its own ``done``), and ``empty_text`` never comes for one
+it sent: text with nothing speakable in it ends with a ``failed`` done and warnings
+(SPEC.md §4.7). SPEC.md §6 says for every code whether a ``done`` follows.
 """
 
 UtteranceEvent = AudioFrame | Started | Marks | Done | Error

@@ -412,9 +412,11 @@ class ClientSession:
         return self._utterances
 
     def _on_error(self, error: Error, utterances: ClientUtterances) -> None:
-        if error.id is not None and error.id in self._requests:
+        # ``about`` (v1.6) says which namespace the id is in; before it, an id that is
+        # both a request's and an utterance's was taken to be the request's.
+        if error.about != "utterance" and error.id is not None and error.id in self._requests:
             self._events.append(self._requests.answer(error))
-        elif not utterances.on_error(error):
+        elif error.about == "request" or not utterances.on_error(error):
             self._events.append(Unclaimed(error))
 
     def _queue(self, message: ClientMessage) -> None:

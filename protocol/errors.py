@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .messages import Error
-from .types import CloseCode, ErrorCode, UtteranceId
+from .types import CloseCode, ErrorAbout, ErrorCode, UtteranceId
 
 __all__ = [
     "AuthFailed",
@@ -23,6 +23,7 @@ __all__ = [
     "InvalidState",
     "MalformedMessage",
     "MessageTooBig",
+    "NotAdmitted",
     "PolicyViolation",
     "ProtocolError",
     "UnknownRequest",
@@ -38,28 +39,41 @@ class ProtocolError(Exception):
             secrets or unsanitized peer input.
         code: Overrides the class's default ``code``.
         id: The utterance concerned, if any.
+        retry_after_ms: Set for a refusal that may succeed later (``too_many_inflight``):
+            the error is then ``retryable`` with this hint.
 
     Attributes:
         code: The ``error.code`` sent to the peer.
         close_code: The close code that follows the error, or ``None`` to stay open.
         id: The utterance concerned, or ``None``.
+        retry_after_ms: The retry hint, or ``None`` when retrying cannot help.
+        about: What ``id`` names (v1.6, SPEC.md §5.5); set by the session that reports
+            the error, which knows the message it came from.
     """
 
     default_code: ClassVar[ErrorCode] = "invalid_message"
     default_close_code: ClassVar[CloseCode | None] = CloseCode.PROTOCOL_ERROR
 
     def __init__(
-        self, message: str, *, code: ErrorCode | None = None, id: UtteranceId | None = None
+        self,
+        message: str,
+        *,
+        code: ErrorCode | None = None,
+        id: UtteranceId | None = None,
+        retry_after_ms: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code: ErrorCode = code if code is not None else self.default_code
         self.close_code: CloseCode | None = self.default_close_code
         self.id = id
+        self.retry_after_ms = retry_after_ms
+        self.about: ErrorAbout | None = None
 
     def to_error(self) -> Error:
         """Return the ``error`` message that reports this exception to the peer."""
-        return Error(code=self.code, message=self.message, id=self.id)
+        retryable = self.retry_after_ms is not None
+        return Error(self.code, self.message, self.id, retryable, self.retry_after_ms, self.about)
 
 
 class MalformedMessage(ProtocolError):
@@ -99,6 +113,17 @@ class InvalidMessage(ProtocolError):
     """
 
     default_code: ClassVar[ErrorCode] = "invalid_message"
+    default_close_code: ClassVar[CloseCode | None] = None
+
+
+class NotAdmitted(ProtocolError):
+    """The server's policy refused to open an utterance. Stays open; no ``done`` follows.
+
+    Raised by a session's ``admit`` hook: ``rate_limited`` (retryable, with
+    ``retry_after_ms``) or ``text_rejected`` (SPEC.md §6).
+    """
+
+    default_code: ClassVar[ErrorCode] = "rate_limited"
     default_close_code: ClassVar[CloseCode | None] = None
 
 

@@ -14,6 +14,7 @@ from .capabilities import BuiltinVoice, Capabilities, Limits
 from .controls import INTENSITY, PITCH, SPEED, VOLUME
 from .types import (
     AudioFormat,
+    ErrorAbout,
     ErrorCode,
     Priority,
     Status,
@@ -306,6 +307,10 @@ class Error:
     """Whether sending the same request again later may succeed."""
     retry_after_ms: int | None = None
     """Suggested wait before retrying, in ms."""
+    about: ErrorAbout | None = None
+    """What ``id`` names (v1.6): ``"utterance"`` or ``"request"`` (a voice request);
+    ``None`` when ``id`` is ``None``, or from a server before v1.6. The server session
+    fills it in when it sends the error (``Session.send_error``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ lost, so the rest could never assemble into the client's file).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from .errors import InvalidMessage, InvalidState
 from .messages import (
@@ -26,7 +27,12 @@ from .messages import (
 )
 from .types import UtteranceId
 
-__all__ = ["Registrations", "VoiceAnswers"]
+__all__ = ["REGISTRATION_RETRY_AFTER_MS", "Registrations", "VoiceAnswers"]
+
+REGISTRATION_RETRY_AFTER_MS: Final = 1000
+"""``retry_after_ms`` of a ``voice.register`` refused with ``too_many_inflight`` (SPEC.md
+§4.6): a slot frees with the next answer; analysing one clip takes about a second on a
+CPU server."""
 
 
 @dataclass(slots=True)
@@ -79,7 +85,12 @@ class Registrations:
                 raise InvalidMessage(message, code="duplicate_id", id=chunk.id)
             if len(self._uploads) + len(self._pending) >= self._limits.max_registrations:
                 message = f"{self._limits.max_registrations} registrations are already in flight"
-                raise InvalidMessage(message, code="too_many_inflight", id=chunk.id)
+                raise InvalidMessage(
+                    message,
+                    code="too_many_inflight",
+                    id=chunk.id,
+                    retry_after_ms=REGISTRATION_RETRY_AFTER_MS,
+                )
             upload = _Upload(chunk)
         else:
             if upload is None:
@@ -165,7 +176,8 @@ class VoiceAnswers:
             self._outgoing.append(data)
 
     def send_voice_error(self, error: Error) -> None:
-        """Answer a ``VoiceRegister`` event with an error (``too_short``, ``silent``, …).
+        """Answer a ``VoiceRegister`` event with an error (``too_short``, ``silent``, …),
+        sent with ``about: "request"``.
 
         Raises:
             InvalidState: before ``hello``; ``error.id`` is not a registration waiting
@@ -174,7 +186,7 @@ class VoiceAnswers:
         if self._can_send():
             if error.id is None:
                 raise InvalidState("a registration error must carry the request id")
-            data = self._encode(error)
+            data = self._encode(replace(error, about="request"))
             self._registrations.answer(error.id)
             self._outgoing.append(data)
 

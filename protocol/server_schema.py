@@ -36,10 +36,12 @@ from .messages import (
 from .schema import ANY_LEN, I64_MAX, MAX_MS, U32_MAX, Wire, flat, typed
 from .types import (
     AUDIO_FORMATS,
+    ERROR_ABOUTS,
     ERROR_CODES,
     STATUSES,
     VOICE_SCOPES,
     AudioFormat,
+    ErrorAbout,
     StreamId,
 )
 
@@ -255,7 +257,15 @@ def _error_from(f: Fields) -> Error:
         id=f.get_opt_id(),
         retryable=f.get_bool("retryable", False),
         retry_after_ms=f.get_opt_int("retry_after_ms", lo=0, hi=I64_MAX),
+        about=_about(f),
     )
+
+
+def _about(f: Fields) -> ErrorAbout | None:
+    # v1.6; absent before. Lenient like ``_formats``: a value a later revision adds reads
+    # as None (unknown), and the client falls back to matching the id.
+    value = dict(f.items()).get("about")
+    return next((about for about in ERROR_ABOUTS if about == value), None)
 
 
 def _voice_ready_from(f: Fields) -> VoiceReady:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import assert_never
+from typing import Final, assert_never
 
 from .codec import SAMPLE_WIDTH, encode_audio_frame, encode_server, parse_client
 from .controls import INTENSITY
@@ -57,13 +57,20 @@ from .registrations import Registrations, VoiceAnswers
 from .schema import client_from_wire
 from .states import TRANSITIONS, State, Trigger
 from .support import listing, unsupported_option
-from .types import PROTOCOL_VERSION, CloseCode, StreamId, UtteranceId
+from .types import PROTOCOL_VERSION, CloseCode, ErrorAbout, StreamId, UtteranceId
 from .utterances import Utterances
 
-__all__ = ["TRANSITIONS", "Authenticator", "Session", "State", "Trigger"]
+__all__ = ["TRANSITIONS", "Admitter", "Authenticator", "Session", "State", "Trigger"]
 
 Authenticator = Callable[[str | None], bool]
 """Called with ``hello.token``; returns whether the client may proceed."""
+
+Admitter = Callable[[Speak | Append], None]
+"""Called with a ``speak`` or opening ``append`` that passed the protocol's checks; it
+raises ``NotAdmitted`` (or another ``ProtocolError``) to refuse the utterance."""
+
+_REQUEST_TYPES: Final = frozenset({"voice.register", "voice.list", "voice.delete"})
+"""Client messages whose ``id`` is a voice request's (SPEC.md §4.6), not an utterance's."""
 
 
 class Session(VoiceAnswers):
@@ -79,6 +86,11 @@ class Session(VoiceAnswers):
             It may raise a ``ProtocolError`` (such as ``AuthFailed("expired token")``)
             to choose the error sent; any other exception propagates out of
             ``receive_data``.
+        admit: The server's policy on new utterances (rate limits, blocked words),
+            called before an utterance opens. When it raises a ``ProtocolError`` the
+            session sends that error with the utterance's id and opens nothing, so no
+            ``done`` follows (SPEC.md §6, ``rate_limited``); other exceptions propagate
+            out of ``receive_data``.
     """
 
     def __init__(
@@ -88,11 +100,13 @@ class Session(VoiceAnswers):
         session_id: str,
         *,
         authenticate: Authenticator | None = None,
+        admit: Admitter | None = None,
     ) -> None:
         self._limits = limits
         self._capabilities = capabilities
         self._session_id = session_id
         self._authenticate = authenticate
+        self._admit = admit
         self._state = State.AWAITING_HELLO
         self._hello: Hello | None = None
         self._audio: AudioSpec | None = None
@@ -102,6 +116,7 @@ class Session(VoiceAnswers):
         self._outgoing: list[bytes | str] = []
         self._utterances = Utterances(limits)
         self._registrations = Registrations(limits)
+        self._kind: str | None = None  # the type of the message being received
         self.last_error: ProtocolError | None = None
         """The last error caused by peer input, kept for logging."""
 
@@ -170,6 +185,7 @@ class Session(VoiceAnswers):
         if self._state is State.CLOSED:
             return  # SPEC.md §9.3: input after close is ignored.
         binary = not isinstance(data, str)
+        self._kind = None
         try:
             self._dispatch(self._decode(data), binary)
         except ProtocolError as exc:
@@ -182,6 +198,7 @@ class Session(VoiceAnswers):
 
     def _decode(self, data: bytes | str) -> ClientMessage:
         kind, fields = parse_client(data, self._limits)
+        self._kind = kind
         if self._state is State.OPEN:
             if kind == "hello":
                 raise PolicyViolation("hello may be sent only once", code="invalid_message")
@@ -199,6 +216,8 @@ class Session(VoiceAnswers):
         self.last_error = exc
         if self._hello is not None:
             binary = self._binary
+        if exc.id is not None:  # SPEC.md §5.5: say which namespace the id is in
+            exc.about = "request" if self._kind in _REQUEST_TYPES else "utterance"
         self._outgoing.append(encode_server(exc.to_error(), binary=binary))
         if exc.close_code is not None:
             self._close_code = exc.close_code
@@ -211,6 +230,7 @@ class Session(VoiceAnswers):
             case Speak():
                 self._check_options(message.id, message.options)
                 self._utterances.open(message.id, streamed=False)
+                self._admit_or_withdraw(message)
                 self._utterances.release(message.id)  # an explicit new utterance
                 self._events.append(replace(message, options=self._canonical(message.options)))
             case Append():
@@ -273,7 +293,18 @@ class Session(VoiceAnswers):
         options = append.options or SpeakOptions()
         self._check_options(append.id, options)
         self._utterances.open(append.id, streamed=True, text_chars=len(append.text))
+        self._admit_or_withdraw(append)
         self._events.append(replace(append, options=self._canonical(options)))
+
+    def _admit_or_withdraw(self, message: Speak | Append) -> None:
+        """Ask the server's policy about an utterance just opened; refused, it never was."""
+        if self._admit is None:
+            return
+        try:
+            self._admit(message)
+        except ProtocolError:
+            self._utterances.withdraw(message.id)
+            raise
 
     def _check_registration(self, id: UtteranceId) -> None:
         if not self._capabilities.voice_registration:
@@ -385,13 +416,15 @@ class Session(VoiceAnswers):
         """Send an error decided by the server (``overloaded``, ``expired``, …).
 
         An error naming an in-flight utterance does not end it: ``send_done`` must
-        still follow. To end the connection, call ``close`` afterwards.
+        still follow. To end the connection, call ``close`` afterwards. An ``id`` is an
+        utterance's unless ``error.about`` says ``"request"`` (SPEC.md §5.5, v1.6):
+        ``about`` is filled in accordingly, and left ``None`` without an ``id``.
 
         Raises:
             InvalidState: before ``hello``, or a number in it is not finite.
         """
         if self._can_send():
-            self._outgoing.append(self._encode(error))
+            self._outgoing.append(self._encode(_about(error, error.about or "utterance")))
 
     def close(self, code: CloseCode) -> None:
         """Close the session from the server side (``SERVICE_RESTART``, ``SLOW_CONSUMER``…).
@@ -427,3 +460,10 @@ class Session(VoiceAnswers):
         next_state = TRANSITIONS.get((self._state, trigger))
         assert next_state is not None, f"no transition from {self._state} on {trigger}"
         self._state = next_state
+
+
+def _about(error: Error, about: ErrorAbout) -> Error:
+    """``error`` saying what its ``id`` names (SPEC.md §5.5): ``about``, or ``None``
+    for an error without an ``id``."""
+    wanted = None if error.id is None else about
+    return error if error.about == wanted else replace(error, about=wanted)

@@ -12,6 +12,7 @@ from typing import Final, Literal, NewType, get_args
 
 __all__ = [
     "AUDIO_FORMATS",
+    "ERROR_ABOUTS",
     "ERROR_CODES",
     "PRIORITIES",
     "PROTOCOL_VERSION",
@@ -20,6 +21,7 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "AudioFormat",
     "CloseCode",
+    "ErrorAbout",
     "ErrorCode",
     "Priority",
     "ReferenceErrorCode",
@@ -78,9 +80,15 @@ ErrorCode = Literal[
     "slow_consumer",
     "auth_failed",
     "unknown_voice",
+    "rate_limited",
+    "text_rejected",
     ReferenceErrorCode,
 ]
 """Machine-readable ``code`` of an ``error`` message (SPEC.md §6)."""
+
+ErrorAbout = Literal["utterance", "request"]
+"""What the ``id`` of an ``error`` names (v1.6, SPEC.md §5.5): an utterance, or a voice
+request (whose ids are a namespace of their own, §4.6)."""
 
 VoiceScope = Literal["session", "persistent"]
 """Lifetime of a registered voice: until its session closes, or until deleted."""
@@ -90,6 +98,7 @@ VOICE_SCOPES: Final[tuple[VoiceScope, ...]] = get_args(VoiceScope)
 AUDIO_FORMATS: Final[tuple[AudioFormat, ...]] = get_args(AudioFormat)
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 ERROR_CODES: Final[tuple[ErrorCode, ...]] = get_args(ErrorCode)
+ERROR_ABOUTS: Final[tuple[ErrorAbout, ...]] = get_args(ErrorAbout)
 REFERENCE_ERROR_CODES: Final[tuple[ReferenceErrorCode, ...]] = get_args(ReferenceErrorCode)
 
 PROTOCOL_VERSION: Final = 1

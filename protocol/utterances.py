@@ -14,13 +14,19 @@ Every method checks before it changes anything, so a raise leaves the state unto
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from .errors import InvalidMessage, InvalidState
 from .messages import Append, AudioFrame, Cancel, Done, End, Flush, Limits, Marks
 from .schema import U32_MAX
 from .types import StreamId, UtteranceId
 
-__all__ = ["Utterance", "Utterances"]
+__all__ = ["INFLIGHT_RETRY_AFTER_MS", "Utterance", "Utterances"]
+
+INFLIGHT_RETRY_AFTER_MS: Final = 500
+"""``retry_after_ms`` of ``too_many_inflight`` (SPEC.md §4.5): a slot frees with the
+next ``done``, which the session cannot time; half a second is about one sentence of
+synthesis on a CPU server, the usual time for an utterance to finish."""
 
 
 @dataclass(slots=True)
@@ -92,9 +98,15 @@ class Utterances:
             raise InvalidMessage(f"utterance {id} is already in flight", code="duplicate_id", id=id)
         if len(self._by_id) >= self._limits.max_inflight:
             message = f"{self._limits.max_inflight} utterances are already in flight"
-            raise InvalidMessage(message, code="too_many_inflight", id=id)
+            raise InvalidMessage(
+                message, code="too_many_inflight", id=id, retry_after_ms=INFLIGHT_RETRY_AFTER_MS
+            )
         self._check_budget(id, text_chars)
         self._by_id[id] = Utterance(streamed=streamed, text_chars=text_chars)
+
+    def withdraw(self, id: UtteranceId) -> None:
+        """Forget an utterance just opened that the server's policy refused (no ``done``)."""
+        self._by_id.pop(id, None)
 
     def append(self, append: Append) -> None:
         """Account for a later ``append`` to an open streamed utterance.

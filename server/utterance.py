@@ -23,7 +23,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from voxlive.engine.emotion import DEFAULT_INTENSITY
+from voxlive.engine.emotion import DEFAULT_INTENSITY, EMOTIONS, prosody
 from voxlive.engine.interface import (
     Controls,
     Engine,
@@ -41,8 +41,9 @@ from voxlive.protocol.types import Status, StreamId, UtteranceId
 
 from .batcher import Batcher, FailStatus, Job, Overloaded
 from .errors import wire_code
+from .logs import UtteranceLog
 from .marks import scale_marks
-from .metrics import Totals
+from .metrics import Finished, Metrics
 from .ordering import SentenceOrder
 from .output import OutputStream
 from .textbuffer import TextBuffer
@@ -63,7 +64,8 @@ class Services:
     engine: Engine
     batcher: Batcher
     frontend_pool: Executor
-    totals: Totals
+    metrics: Metrics
+    log: UtteranceLog
 
 
 class Writer(Protocol):
@@ -134,10 +136,14 @@ class Utterance:
         self.streamed = False  # opened by append
         self.next_index = 0  # sentences handed to the batcher
         self.jobs: list[Job] = []
-        self.warnings: list[str] = []
-        """What the front end skipped or changed (sent with ``done``)."""
+        self.warnings: list[str] = _limited(self.controls)
+        """What composing the options had to limit, and what the front end skipped or
+        changed (sent with ``done``)."""
         self.started_at: float | None = None
         self.paused = False  # read by the engine thread: skip while the client lags
+        self.error_code: str | None = None  # of the error sent for it (metrics and log)
+        self.text_chars = 0
+        self.texts: list[str] | None = [] if services.log.include_text else None
         self._held: list[Callable[[], None]] | None = None  # text waiting for the voice
 
     # -- performance and registered voices ---------------------------------------------
@@ -167,6 +173,7 @@ class Utterance:
         except ValueError as exc:
             self.fail(Error("unsupported", str(exc), self.id))
             return
+        self._untake()  # the held calls take their text again
         for call in held:
             if not self.finished:
                 call()
@@ -182,6 +189,7 @@ class Utterance:
     def append(self, text: str) -> None:
         """Streamed text: complete sentences go to synthesis now, the rest waits."""
         self.streamed = True
+        self._took(text)
         if self._holding(lambda: self.append(text)):
             return
         ready = self.text.append(text)
@@ -205,20 +213,33 @@ class Utterance:
         self._maybe_end()
 
     def speak(self, text: str) -> None:
+        self._took(text)
         if self._holding(lambda: self.speak(text)):
             return
         self.order.submit(text)
         self.closed = True
+
+    def _took(self, text: str) -> None:
+        """Text received (for the metrics and the log)."""
+        self.text_chars += len(text)
+        if self.texts is not None:
+            self.texts.append(text)
+
+    def _untake(self) -> None:
+        self.text_chars = 0
+        self.texts = None if self.texts is None else []
 
     def _on_text(self, result: Text | Exception) -> None:
         """A front-end result, in submission order."""
         if self.finished:
             return
         if isinstance(result, TextError):
-            if result.code != "empty_text" or not self.streamed:
+            if result.code != "empty_text":
                 self.fail(Error(code=wire_code(result.code), message=str(result), id=self.id))
                 return
-            # e.g. an emoji-only piece of streamed text: nothing to say
+            # Nothing speakable (emoji only, say): a note, not an error; an utterance
+            # left with nothing at all to say ends failed (SPEC.md §4.7).
+            self.warnings.append(str(result))
         elif isinstance(result, Exception):
             logger.error("front end failed for %s", self.id, exc_info=result)
             self.fail(Error(code="internal", message="text processing failed", id=self.id))
@@ -257,8 +278,10 @@ class Utterance:
         """All text is in sentences: tell the performance how many there are."""
         if self.finished or self.ended or not self.closed or self.order.busy:
             return
-        if self.next_index == 0:  # streamed text that held nothing speakable
-            self.fail(Error("empty_text", "the streamed text held nothing speakable", self.id))
+        if self.next_index == 0:  # the text held nothing speakable (SPEC.md §4.7)
+            self.warnings.append("nothing was spoken: the text held nothing speakable")
+            self._end_stream()
+            self._done("failed")
             return
         assert self.performance is not None
         self.ended = True
@@ -309,6 +332,7 @@ class Utterance:
     def fail(self, error: Error, status: Status = "failed") -> None:
         if self.finished:
             return
+        self.error_code = error.code
         self.writer.session.send_error(error)
         self._end_stream()
         self._done(status)
@@ -322,8 +346,10 @@ class Utterance:
         self.started_at = time.monotonic()
         queue_ms = (self.started_at - self.received_at) * 1000
         c = self.controls
+        # No emotion asked: no intensity applies, so none is reported (SPEC.md §5.2).
+        intensity = None if self.options.emotion is None else c.intensity
         self.writer.session.send_started(
-            self.id, self.stream, queue_ms, emotion=c.emotion, intensity=c.intensity
+            self.id, self.stream, queue_ms, emotion=c.emotion, intensity=intensity
         )
         self.writer.flush()
 
@@ -352,7 +378,7 @@ class Utterance:
         if audio_s and self.started_at is not None:
             rtf = (now - self.started_at) / audio_s
         first = self.output.first_audio_at
-        self.services.totals.finished(status, audio_s)
+        self._report(status, now, audio_s, rtf)
         self.writer.session.send_done(
             Done(
                 id=self.id,
@@ -367,6 +393,40 @@ class Utterance:
         )
         self.writer.forget(self)
         self.writer.flush()
+
+    def _report(self, status: Status, now: float, audio_s: float, rtf: float | None) -> None:
+        """Count the utterance in ``/metrics`` and log its line."""
+        first, start = self.output.first_audio_at, self.started_at
+        report = Finished(
+            id=self.id,
+            session=self.key,
+            status=status,
+            error_code=self.error_code,
+            queue_s=None if start is None else start - self.received_at,
+            first_audio_s=None if first is None else first - self.received_at,
+            total_s=now - self.received_at,
+            audio_s=audio_s,
+            rtf=rtf,
+            sentences=self.next_index,
+            voice=self.options.voice,
+            emotion=self.controls.emotion,
+            text_chars=self.text_chars,
+            text=None if self.texts is None else "".join(self.texts),
+        )
+        self.services.metrics.finished(report)
+        self.services.log.finished(report)
+
+
+def _limited(controls: Controls) -> list[str]:
+    """What composing ``controls`` had to limit to the engine's ranges (SPEC.md §4.4.1).
+
+    The composition is ``engine.emotion``'s, which the engines share; for an emotion
+    outside its table (another engine's own) nothing is reported.
+    """
+    c = controls
+    if c.emotion not in EMOTIONS:
+        return []
+    return list(prosody(c.emotion, c.intensity, c.speed, c.pitch_st, c.volume_db).limited)
 
 
 def _base_voice(options: SpeakOptions, engine: Engine) -> str | None:

@@ -9,6 +9,13 @@ A profile is found again by the pipeline's **content hash** (a re-encoded copy o
 same audio is a hit too), looked up between decoding and embedding. That hash needs the
 decode; to make re-registering the *same bytes* cheap, an in-process map from the
 upload's hash to its content hash skips it (only a hash of the upload runs on the loop).
+The map is bounded: ``upload_cache_entries`` uploads, each for ``upload_cache_age_s``.
+
+Ownership (SPEC.md §4.6): a cache hit is answered only from profiles of the requester's
+tenant, and never hands over, renames, rescopes or re-owns another session's profile: the
+requester gets a voice it can already use under the name and scope it asked for, or a
+new profile of its own made from the known one (nothing analysed again). Another
+tenant's profiles are never seen: the same clip is analysed anew for each tenant.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import secrets
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from time import monotonic
 from typing import Final
 
 from voxlive.engine import registration
@@ -30,9 +38,12 @@ from voxlive.protocol.messages import VoiceInfo, VoiceRegister, VoiceSummary
 from voxlive.protocol.types import ErrorCode
 
 from .errors import wire_code
-from .store import VoiceProfile, VoiceStore, usable_by
+from .store import Owner, VoiceProfile, VoiceStore, usable_by
 
 __all__ = [
+    "UPLOAD_CACHE_AGE_S",
+    "UPLOAD_CACHE_ENTRIES",
+    "Owner",
     "Registered",
     "RegistrationError",
     "Voices",
@@ -41,7 +52,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_UPLOAD_MAP_SIZE: Final = 4096
+UPLOAD_CACHE_ENTRIES: Final = 4096
+"""Uploads whose bytes are recognised without decoding (about 100 bytes each)."""
+UPLOAD_CACHE_AGE_S: Final = 24 * 3600.0
+"""How long an upload's bytes are recognised without decoding them, in seconds."""
 
 
 class RegistrationError(Exception):
@@ -70,6 +84,11 @@ class Voices:
         encoder: Speaker embedding network.
         max_reference_bytes: Largest upload accepted.
         reserved: Voice names that cannot be registered (the built-in voices).
+        upload_cache_entries: Uploads recognised by their bytes, at most.
+        upload_cache_age_s: For how long each, in seconds.
+
+    Raises:
+        ValueError: a cache bound below 1 entry or 0 s.
     """
 
     def __init__(
@@ -79,7 +98,11 @@ class Voices:
         *,
         max_reference_bytes: int,
         reserved: tuple[str, ...] = (),
+        upload_cache_entries: int = UPLOAD_CACHE_ENTRIES,
+        upload_cache_age_s: float = UPLOAD_CACHE_AGE_S,
     ) -> None:
+        if upload_cache_entries < 1 or not upload_cache_age_s > 0:
+            raise ValueError("the upload cache needs at least 1 entry and a positive age")
         self.store = store
         self.encoder = encoder
         self.adapter: VoiceAdapter | None = None
@@ -89,15 +112,18 @@ class Voices:
         self.limits = ReferenceLimits(max_bytes=max_reference_bytes, max_decoded_seconds=120.0)
         self.reserved = frozenset(reserved)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="voxlive-voices")
-        self.by_upload: OrderedDict[str, str] = OrderedDict()
+        self.upload_cache_entries = upload_cache_entries
+        self.upload_cache_age_s = upload_cache_age_s
+        self.by_upload: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        """Upload hash → (content hash, when it was decoded: ``monotonic()``)."""
         self.inflight = 0
         self.cache_hits = 0
         """Registrations answered from a known clip (nothing decoded or embedded)."""
         self.cache_misses = 0
         """Registrations that embedded a new clip."""
 
-    async def register(self, event: VoiceRegister, owner: str) -> Registered:
-        """Register the clip of ``event`` for the session ``owner``.
+    async def register(self, event: VoiceRegister, owner: Owner) -> Registered:
+        """Register the clip of ``event`` for ``owner`` (a session and its tenant).
 
         Raises:
             RegistrationError: the clip was refused (a reference error code) or the
@@ -109,13 +135,13 @@ class Voices:
         finally:
             self.inflight -= 1
 
-    async def _register(self, event: VoiceRegister, owner: str) -> Registered:
+    async def _register(self, event: VoiceRegister, owner: Owner) -> Registered:
         await self._check_name(event.name, owner)
         upload_key = registration.upload_key(event.audio)
-        seen = self.by_upload.get(upload_key)
+        seen = self._seen(upload_key)
         if seen is not None:
-            known = await self.store.find_by_hash(seen)
-            if known is not None:
+            known = await self._known(seen, owner)
+            if known:
                 return await self._reuse(known, event, owner)
         loop = asyncio.get_running_loop()
         try:
@@ -125,8 +151,8 @@ class Voices:
         except ReferenceAudioError as exc:
             raise RegistrationError(wire_code(exc.code), str(exc)) from exc
         self._remember(upload_key, decoded.content_hash)
-        known = await self.store.find_by_hash(decoded.content_hash)
-        if known is not None:
+        known = await self._known(decoded.content_hash, owner)
+        if known:
             return await self._reuse(known, event, owner)
         self.cache_misses += 1
         probe = None if self.adapter is None else self.adapter.probe
@@ -140,12 +166,18 @@ class Voices:
             stats=dict(done.stats),
             summary=dict(done.summary),
             scope=event.scope,
-            owner=owner,
+            owner=owner.session,
+            tenant=owner.tenant,
         )
-        await self.store.put(profile)
+        await self._put(profile, event, owner)
         return Registered(profile, cached=False)
 
-    async def _check_name(self, name: str | None, owner: str) -> None:
+    async def _check_name(self, name: str | None, owner: Owner) -> None:
+        """Refuse a ``name`` that is built in or used by a voice ``owner`` cannot use.
+
+        Voice names are one namespace per store: another session's or another tenant's
+        voice is refused alike, and the error says no more than that the name is taken.
+        """
         if name is None:
             return
         if name in self.reserved:
@@ -154,53 +186,90 @@ class Voices:
         if taken is not None and not usable_by(taken, owner):
             raise RegistrationError("duplicate_id", f"voice name {name} is taken")
 
-    async def _reuse(self, known: VoiceProfile, event: VoiceRegister, owner: str) -> Registered:
-        """A known clip: answer with its profile, or copy it under the asked name/scope."""
-        wanted = event.name or (known.voice_id if usable_by(known, owner) else None)
-        same = wanted == known.voice_id and known.scope == event.scope
-        if same and usable_by(known, owner):
-            self.cache_hits += 1
-            return Registered(known, cached=True)
+    async def _known(self, content_hash: str, owner: Owner) -> list[VoiceProfile]:
+        """The profiles of a clip that may answer ``owner`` from the cache: its tenant's."""
+        found = await self.store.find_by_hash(content_hash)
+        return [p for p in found if p.tenant == owner.tenant]
+
+    async def _reuse(
+        self, known: list[VoiceProfile], event: VoiceRegister, owner: Owner
+    ) -> Registered:
+        """A known clip (``known``: its profiles in ``owner``'s tenant, oldest first).
+
+        A voice ``owner`` can use already, with the name (if one was asked) and scope
+        asked for, is the answer as it is; otherwise ``owner`` gets a profile of its own,
+        copied from the oldest (the name asked for, else a new one). No known profile is
+        changed, but for one this owner can use under the name it asked for, which the
+        new one replaces (SPEC.md §4.6: registering under a usable voice's name).
+        """
         self.cache_hits += 1
+        for p in known:
+            named = event.name is None or p.voice_id == event.name
+            if named and p.scope == event.scope and usable_by(p, owner):
+                return Registered(p, cached=True)
+        source = known[0]
         profile = VoiceProfile(
-            voice_id=wanted or _new_voice_id(),
-            content_hash=known.content_hash,
-            embedding=known.embedding,
-            stats=dict(known.stats),
-            summary=dict(known.summary),
+            voice_id=event.name or _new_voice_id(),
+            content_hash=source.content_hash,
+            embedding=source.embedding,
+            stats=dict(source.stats),
+            summary=dict(source.summary),
             scope=event.scope,
-            owner=owner,
+            owner=owner.session,
+            tenant=owner.tenant,
         )
-        await self.store.put(profile)
+        await self._put(profile, event, owner)
         return Registered(profile, cached=True)
 
-    def _remember(self, upload_key: str, content_hash: str) -> None:
-        self.by_upload[upload_key] = content_hash
-        self.by_upload.move_to_end(upload_key)
-        while len(self.by_upload) > _UPLOAD_MAP_SIZE:
-            self.by_upload.popitem(last=False)
+    async def _put(self, profile: VoiceProfile, event: VoiceRegister, owner: Owner) -> None:
+        # The name was free when the request began; another session may have taken it
+        # while the clip was analysed.
+        await self._check_name(event.name, owner)
+        await self.store.put(profile)
 
-    async def find(self, voice: str, owner: str) -> VoiceProfile | None:
-        """The registered voice ``voice`` if the session ``owner`` may use it."""
+    def _seen(self, upload_key: str) -> str | None:
+        """The content hash of an upload with these bytes, if decoded recently enough."""
+        entry = self.by_upload.get(upload_key)
+        if entry is None:
+            return None
+        content_hash, at = entry
+        if monotonic() - at > self.upload_cache_age_s:
+            del self.by_upload[upload_key]
+            return None
+        return content_hash
+
+    def _remember(self, upload_key: str, content_hash: str) -> None:
+        now = monotonic()
+        self.by_upload[upload_key] = (content_hash, now)
+        self.by_upload.move_to_end(upload_key)
+        oldest = next(iter(self.by_upload.values()))
+        while len(self.by_upload) > self.upload_cache_entries or (
+            now - oldest[1] > self.upload_cache_age_s
+        ):
+            self.by_upload.popitem(last=False)
+            oldest = next(iter(self.by_upload.values()))
+
+    async def find(self, voice: str, owner: Owner) -> VoiceProfile | None:
+        """The registered voice ``voice`` if ``owner`` may use it."""
         profile = await self.store.get(voice)
         return profile if profile is not None and usable_by(profile, owner) else None
 
-    async def listing(self, owner: str) -> tuple[VoiceInfo, ...]:
-        """Persistent voices and those of the session ``owner``."""
+    async def listing(self, owner: Owner) -> tuple[VoiceInfo, ...]:
+        """The persistent voices of ``owner``'s tenant and those of its session."""
         profiles = await self.store.list(owner=owner)
         return tuple(
             VoiceInfo(p.voice_id, p.scope, summary_of(p))
             for p in sorted(profiles, key=lambda p: p.voice_id)
         )
 
-    async def delete(self, voice: str, owner: str) -> bool:
-        """Delete ``voice`` if the session ``owner`` can see it; return whether it did."""
+    async def delete(self, voice: str, owner: Owner) -> bool:
+        """Delete ``voice`` if ``owner`` can see it; return whether it did."""
         if await self.find(voice, owner) is None:
             return False
         return await self.store.delete(voice)
 
     async def drop_session(self, owner: str) -> None:
-        """Forget the session-scoped voices of ``owner`` (its connection closed)."""
+        """Forget the session-scoped voices of the session ``owner`` (its connection closed)."""
         dropped = await self.store.drop_owner(owner)
         if dropped:
             logger.info("dropped %d session voices of %s", dropped, owner)

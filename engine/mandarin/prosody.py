@@ -60,6 +60,8 @@ def model_controls(controls: Controls) -> ModelControls:
     """The model inputs realizing ``controls`` (emotion, intensity, speed, pitch, volume,
     and a registered voice's pitch level and range).
 
+    The composed rate, pitch level and loudness are limited as ``prosody`` limits them.
+
     Raises:
         ValueError: a control out of range (the message names it).
     """
@@ -77,7 +79,9 @@ def model_controls(controls: Controls) -> ModelControls:
     spread = p.f0_range * (voice.f0_range if voice is not None else 1.0)
     ratio = 2.0 ** (level_st / 12.0)
     shift = F0_MEAN_HZ * (ratio - 1.0) / F0_STD_HZ
-    effort_db = p.gain_db - controls.volume_db  # the emotion's share, not the user's volume
+    # The emotion's share of the loudness, not the user's volume (nor what composing
+    # them was limited to): vocal effort comes from the emotion alone.
+    effort_db = prosody(controls.emotion, controls.intensity).gain_db
     return ModelControls(
         speed=1.0 / p.length_scale,
         pause_scale=p.pause_scale,

@@ -601,7 +601,7 @@ def test_an_error_naming_a_request_answers_it() -> None:
     pair.to_server()
     error = Error("unsupported_format", "?", id=id)
     pair.server.send_voice_error(error)
-    assert pair.to_client() == [Answered(id, error)]
+    assert pair.to_client() == [Answered(id, replace(error, about="request"))]
 
 
 def test_an_answer_of_the_wrong_kind_is_a_violation_for_that_request() -> None:

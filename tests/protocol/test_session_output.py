@@ -105,7 +105,8 @@ def test_done_without_a_start_has_no_stream() -> None:
     session.receive_data(encode(Speak(A, "hi", SpeakOptions(deadline_ms=5))))
     session.send_error(Error("expired", "deadline passed", id=A))
     session.send_done(Done(A, None, "expired"))
-    assert_sent(session, [Error("expired", "deadline passed", id=A), Done(A, None, "expired")])
+    expired = Error("expired", "deadline passed", id=A, about="utterance")
+    assert_sent(session, [expired, Done(A, None, "expired")])
 
 
 def test_done_frees_the_stream_for_reuse() -> None:

@@ -152,7 +152,7 @@ def test_a_registration_error_frees_the_request_id() -> None:
     session = voice_session()
     session.receive_data(encode(chunk("r1", b"x")))
     session.send_voice_error(Error("too_short", "1 s of speech", uid("r1")))
-    assert_sent(session, [Error("too_short", "1 s of speech", uid("r1"))])
+    assert_sent(session, [Error("too_short", "1 s of speech", uid("r1"), about="request")])
     assert session.registrations == set()
 
 

@@ -520,7 +520,10 @@ def test_streamed_sentences_keep_their_order_with_several_front_end_threads(serv
 
 
 @pytest.mark.tiny_voice
-def test_a_stream_with_nothing_speakable_fails_with_empty_text(server_voice):
+def test_a_stream_with_nothing_speakable_fails_with_warnings_and_no_error(server_voice):
+    """SPEC.md §4.7: accepted text with nothing to say is not an error (empty_text is only
+    ever the refusal of an empty message, which opens nothing); its done says why."""
+
     async def main():
         async with run_server(server_voice) as app:
             ws = await open_session(app)
@@ -529,8 +532,10 @@ def test_a_stream_with_nothing_speakable_fails_with_empty_text(server_voice):
             return await collect(ws, {"e"})
 
     messages, _, done = run(main())
-    assert done["e"].status == "failed"
-    assert [m.code for m in messages if isinstance(m, Error)] == ["empty_text"]
+    assert done["e"].status == "failed" and done["e"].stream is None
+    assert not [m for m in messages if isinstance(m, Error)]
+    assert "nothing was spoken" in done["e"].warnings[-1]
+    assert any("emoji" in w for w in done["e"].warnings)
 
 
 def _metrics(port: int) -> dict[str, float]:

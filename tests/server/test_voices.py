@@ -34,7 +34,7 @@ from voxlive.protocol.messages import (
     VoiceRegister,
 )
 from voxlive.protocol.types import UtteranceId
-from voxlive.server.store import MemoryVoiceStore
+from voxlive.server.store import MemoryVoiceStore, Owner
 from voxlive.server.voices import Voices
 
 from .harness import open_session, run, run_server, shared_speaker
@@ -123,7 +123,7 @@ def test_a_chunked_clip_registers_and_the_same_bytes_come_back_cached(server_voi
             assert again == VoiceReady(UtteranceId("r2"), "alice", True, summary)
             assert again_s < first_s
             metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{app.port}/metrics")
-            assert "voice_cache_hits 1\n" in metrics and "voice_cache_misses 1\n" in metrics
+            assert "voice_cache_hits 1.0\n" in metrics and "voice_cache_misses 1.0\n" in metrics
             await ws.close()
 
     run(main())
@@ -139,14 +139,14 @@ def test_the_cached_registration_path_takes_at_most_5_ms(clip, wav):
     async def main():
         voices = Voices(MemoryVoiceStore(), shared_speaker(), max_reference_bytes=10 << 20)
         event = VoiceRegister(UtteranceId("r"), wav, name="bob")
-        first = await voices.register(event, "s1")
+        first = await voices.register(event, Owner("s1"))
         assert not first.cached
         # One cache key: the engine pipeline's content hash (Synthesizer.register's too).
         assert first.profile.content_hash == registration.decode(wav).content_hash
         times = []
         for _ in range(20):
             start = time.perf_counter()
-            assert (await voices.register(event, "s1")).cached
+            assert (await voices.register(event, Owner("s1"))).cached
             times.append(time.perf_counter() - start)
         await voices.close()
         return statistics.median(times)
