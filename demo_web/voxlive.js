@@ -25,7 +25,7 @@ export const SPEAK_OPTIONS = [
 /** Codes with which the server rejects an utterance's opening message: no `done` follows. */
 const REJECTING = new Set([
   "invalid_message", "duplicate_id", "too_many_inflight", "text_too_long", "empty_text",
-  "unsupported", "unknown_type", "message_too_big", "malformed",
+  "unsupported", "unknown_type", "message_too_big", "malformed", "rate_limited", "text_rejected",
 ]);
 
 /** An `error` from the server (SPEC.md §5.5), or a client-side failure. */
@@ -286,6 +286,7 @@ export class VoxliveClient extends EventTarget {
     }
     id ??= `u${++this._ids}`;
     if (!ID_RE.test(id)) throw new TypeError(`utterance id ${JSON.stringify(id)} is not 1–64 of A–Z a–z 0–9 . _ : -`);
+    if (id.startsWith("req.")) throw new TypeError(`utterance ids starting with "req." are this client's request ids`);
     if (this.utterances.has(id)) throw new VoxliveError("duplicate_id", `${id} is in flight`, { id });
     const u = new Utterance(this, id, options, streamed);
     this.utterances.set(id, u);
@@ -370,7 +371,13 @@ export class VoxliveClient extends EventTarget {
 
   _onError(msg, u) {
     const error = VoxliveError.fromMessage(msg);
-    const request = msg.id != null ? this.requests.get(msg.id) : undefined;
+    // Since 1.6 `about` says which namespace the id is in; before, request ids are
+    // told apart by their own prefix (`req.`), which utterance ids here never use.
+    const request = msg.id != null && msg.about !== "utterance" ? this.requests.get(msg.id) : undefined;
+    if (msg.about === "request" && !request) {
+      this.dispatchEvent(event("error", error));
+      return;
+    }
     if (request) {
       this.requests.delete(msg.id);
       request.reject(error);

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["run_loop"]
 
+T = TypeVar("T")
 
-def run_loop(main: Coroutine[Any, Any, int]) -> int:
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on uvloop if available (as uvicorn does), else on asyncio's loop."""
     try:
         import uvloop

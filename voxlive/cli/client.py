@@ -151,9 +151,7 @@ async def _speak_line(
     where = f"line {n}: "
     async with slots:
         try:
-            result = await asyncio.wait_for(
-                c.synthesize(line, **options_from_args(args, n)), args.timeout
-            )
+            result = await asyncio.wait_for(_patiently(c, line, args, n), args.timeout)
         except ValueError as exc:
             _say(f"{where}{exc}")
             return False
@@ -169,6 +167,23 @@ async def _speak_line(
         return False
     result.save_wav(args.output / f"{n:04d}.wav")
     return True
+
+
+RETRIED = frozenset({"rate_limited", "too_many_inflight", "overloaded"})
+"""Refusals a file of lines meets by its own pace: each line waits as the server says."""
+
+
+async def _patiently(c: Client, line: str, args: argparse.Namespace, n: int) -> Result:
+    """Speak one line; a refusal that says when to retry is retried then (SPEC.md §5.5)."""
+    while True:
+        result = await c.synthesize(line, **options_from_args(args, n))
+        wait = next(
+            (e.retry_after_ms for e in result.errors if e.retryable and e.code in RETRIED),
+            None,
+        )
+        if result.ok or wait is None or result.num_samples:
+            return result
+        await asyncio.sleep(wait / 1000)
 
 
 def _warn(result: Result, where: str) -> None:

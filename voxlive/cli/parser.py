@@ -271,6 +271,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between danmaku comments",
     )
     page.add_argument("--json", action="store_true", help="JSON on stdout")
+    hostile = add_command(
+        bench_sub,
+        "hostile",
+        "good clients' first audio beside hostile clients",
+        "Against a running server, measure good clients' first audio (open loop) alone and\n"
+        "beside hostile clients, alternating: one that never reads, slow senders (a byte\n"
+        "every 200 ms), idle connections, a speak flood, upload bombs. The hostile clients\n"
+        "connect from 127.0.0.2 and up (listen on 127.0.0.1 or 0.0.0.0).",
+        "  voxlive bench hostile --url ws://127.0.0.1:8765\n"
+        "  voxlive bench hostile --idle 500 --rounds 3 --json",
+    )
+    soak = add_command(
+        bench_sub,
+        "soak",
+        "minutes of good and hostile clients; memory, connections and tasks",
+        "Against a running server, run rounds of good load beside hostile clients for\n"
+        "--minutes, and report the server's resident memory, connections and event-loop\n"
+        "tasks (from /metrics) after the first round and at the end.",
+        "  voxlive bench soak --url ws://127.0.0.1:8765 --minutes 3",
+    )
+    for p in (hostile, soak):
+        p.add_argument("--url", default="ws://127.0.0.1:8765", help="the server")
+        p.add_argument("--sessions", type=int, default=4, metavar="N", help="good sessions")
+        p.add_argument("--rate", type=float, default=2.0, metavar="PER_S", help="good utterances/s")
+        p.add_argument("--idle", type=int, metavar="N", help="idle hostile connections")
+        p.add_argument("--json", action="store_true", help="JSON on stdout")
+    hostile.add_argument(
+        "--utterances", type=int, default=24, metavar="N", help="good utterances per run"
+    )
+    hostile.add_argument(
+        "--rounds", type=int, default=2, metavar="N", help="alone/beside alternations"
+    )
+    soak.add_argument("--minutes", type=float, default=3.0, help="how long")
     load = add_command(
         bench_sub,
         "server",
@@ -400,7 +433,7 @@ _ENGINE_COMMANDS = {"serve", "say"}
 def _dispatch(args: argparse.Namespace) -> int:
     target = getattr(args, "target", None)
     if args.command in _ENGINE_COMMANDS or (
-        args.command == "bench" and target not in ("server", "idle", "page")
+        args.command == "bench" and target not in ("server", "idle", "page", "hostile", "soak")
     ):
         from voxlive.engine.runtime import keep_freed_memory
 
@@ -456,6 +489,45 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 2
         print(json.dumps(report, indent=2) if args.json else format_page_report(report))
         return 0
+    if args.command == "bench" and args.target in ("hostile", "soak"):
+        from voxlive.bench.hostile import (
+            Hostiles,
+            format_hostile,
+            format_soak,
+            run_hostile,
+            run_soak,
+        )
+
+        from ..loop import run_loop
+
+        hostiles = Hostiles() if args.target == "hostile" else Hostiles(idle=100, slow_senders=5)
+        if args.idle is not None:
+            hostiles.idle = args.idle
+        if args.target == "hostile":
+            report = run_loop(
+                run_hostile(
+                    args.url,
+                    sessions=args.sessions,
+                    rate=args.rate,
+                    utterances=args.utterances,
+                    rounds=args.rounds,
+                    hostiles=hostiles,
+                )
+            )
+            text = format_hostile(report)
+        else:
+            report = run_loop(
+                run_soak(
+                    args.url,
+                    minutes=args.minutes,
+                    sessions=args.sessions,
+                    rate=args.rate,
+                    hostiles=hostiles,
+                )
+            )
+            text = format_soak(report)
+        print(json.dumps(report, indent=2) if args.json else text)
+        return 0 if report["good_failed"] == 0 else EXIT_FAILED
     if args.command == "bench" and args.target == "idle":
         from voxlive.bench.idle import bench_idle
 
