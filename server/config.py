@@ -149,6 +149,16 @@ class Config:
     utterance_burst_per_key: int = _setting(
         20, "Utterances an API key may start at once (its token bucket's size)."
     )
+    messages_per_s: float = _setting(
+        200.0,
+        "Control messages a session's socket is read at, at most, per second; beyond it "
+        "(and its burst) the server reads that socket no faster, so a flood backs up in "
+        "its own TCP connection instead of taking the server's time. Nothing is refused. "
+        "0: unlimited.",
+    )
+    message_burst: int = _setting(
+        400, "Control messages a session may send at once before messages_per_s applies."
+    )
     registrations_per_hour: int = _setting(
         20,
         "Voice registrations per API key (per client address without one) in any hour; "

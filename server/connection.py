@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from voxlive.protocol.errors import NotAdmitted
 from voxlive.protocol.messages import (
@@ -46,7 +47,7 @@ from voxlive.protocol.session import Session
 from voxlive.protocol.types import CloseCode, UtteranceId
 
 from .keys import Principal
-from .limits import retry_after_ms
+from .limits import TokenBucket, retry_after_ms
 from .textfilter import StreamCheck
 from .utterance import Utterance
 from .voices import Owner, RegistrationError, summary_of
@@ -128,8 +129,20 @@ class Connection:
         self._arm("hello", config.handshake_timeout_s, self._hello_overdue)
         if config.idle_timeout_s:
             self._arm("idle", config.idle_timeout_s, self._idle_check)
+        reads = (
+            TokenBucket(config.messages_per_s, config.message_burst, time.monotonic())
+            if config.messages_per_s > 0
+            else None
+        )
         try:
             async for data in self.ws:
+                if reads is not None and (wait := reads.wait_s(time.monotonic())) > 0:
+                    if self.ws.state is not State.OPEN:
+                        break  # what is left of a flood on a closing socket: unanswerable
+                    # A flood: read this socket no faster (TCP backs the client up).
+                    await asyncio.sleep(wait)
+                if reads is not None:
+                    reads.take(time.monotonic())
                 self.last_active = time.monotonic()
                 self.session.receive_data(data)
                 for event in self.session.events_received():

@@ -3,13 +3,15 @@ and the good clients beside them hear all their speech (the figures are the benc
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from voxlive.bench.hostile import Hostiles, run_hostile
 
 from ..server.harness import run, run_server
 
-pytestmark = pytest.mark.tiny_voice
+pytestmark = [pytest.mark.slow, pytest.mark.tiny_voice]
 
 
 def test_bad_clients_get_their_codes_and_good_ones_are_served(server_voice):
@@ -17,7 +19,11 @@ def test_bad_clients_get_their_codes_and_good_ones_are_served(server_voice):
 
     async def main():
         async with run_server(
-            server_voice, slow_consumer_timeout_s=0.5, send_buffer_bytes=64 * 1024
+            server_voice,
+            slow_consumer_timeout_s=0.5,
+            send_buffer_bytes=64 * 1024,
+            messages_per_s=200.0,  # the deployed defaults for floods and rates
+            utterances_per_s_per_ip=5.0,
         ) as app:
             report = await run_hostile(
                 f"ws://127.0.0.1:{app.port}",
@@ -27,6 +33,10 @@ def test_bad_clients_get_their_codes_and_good_ones_are_served(server_voice):
                 rounds=1,
                 hostiles=hostiles,
             )
+            for _ in range(100):  # closing handshakes finish
+                if not app.connections:
+                    break
+                await asyncio.sleep(0.05)
             return report, len(app.connections)
 
     report, left = run(main())

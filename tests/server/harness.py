@@ -24,6 +24,7 @@ UNLIMITED: dict[str, Any] = {
     "utterances_per_s_per_ip": 0.0,
     "utterances_per_s_per_key": 0.0,
     "registrations_per_hour": 0,
+    "messages_per_s": 0.0,
 }
 """Rate limits off: tests send bursts from one address that a deployed server's
 defaults refuse (``test_limits.py`` turns each back on through ``overrides``)."""

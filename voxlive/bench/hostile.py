@@ -20,8 +20,9 @@ import json
 import os
 import statistics
 import struct
+import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -142,7 +143,8 @@ async def _slow_sender(url: str, i: int, stop: asyncio.Event, h: Hostiles) -> No
                 h.note("slow_senders", "closed by server")
                 return
         h.note("slow_senders", "lasted")
-    except (OSError, asyncio.IncompleteReadError, TimeoutError):
+    except (OSError, asyncio.IncompleteReadError, TimeoutError, RuntimeError):
+        # RuntimeError: uvloop's word for writing to a transport the server closed.
         h.note("slow_senders", "closed by server")
     finally:
         writer.close()
@@ -282,6 +284,54 @@ async def _stop(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
             raise RuntimeError(f"hostile client failed: {exc!r}") from exc
 
 
+KINDS = ("never_reads", "slow_senders", "idle", "flooders", "bombers")
+
+
+@contextlib.asynccontextmanager
+async def _elsewhere(url: str, h: Hostiles) -> AsyncIterator[None]:
+    """The bad clients in a process of their own (their event loop is not the good
+    clients', whose timings it would delay) while the block runs; their outcomes are
+    added to ``h.outcomes``."""
+    spec = json.dumps({k: getattr(h, k) for k in KINDS})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "voxlive.bench.hostile",
+        url,
+        spec,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    ready = await proc.stdout.readline()
+    try:
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"the hostile clients did not start: {ready!r}")
+        yield
+    finally:
+        proc.stdin.close()
+        out = await proc.stdout.read()
+        if await proc.wait() != 0:
+            raise RuntimeError(f"the hostile clients failed (exit {proc.returncode})")
+        for kind, counts in json.loads(out or b"{}").items():
+            for what, n in counts.items():
+                h.outcomes.setdefault(kind, {})
+                h.outcomes[kind][what] = h.outcomes[kind].get(what, 0) + n
+
+
+async def _hostiles_main(url: str, spec: dict[str, int]) -> None:
+    """The child process: start the bad clients, stop them when stdin closes."""
+    h = Hostiles()
+    for kind in KINDS:
+        setattr(h, kind, int(spec[kind]))
+    stop = asyncio.Event()
+    tasks = await _start(url, h, stop)
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await _stop(tasks, stop)
+    print(json.dumps(h.outcomes), flush=True)
+
+
 async def run_hostile(
     url: str,
     *,
@@ -303,13 +353,9 @@ async def run_hostile(
     server: dict[str, float] = {}
     for _ in range(rounds):
         alone.append(await _good(url, sessions, rate, utterances, seed))
-        stop = asyncio.Event()
         before = await read_metrics(url) or {}
-        tasks = await _start(url, h, stop)
-        try:
+        async with _elsewhere(url, h):
             beside.append(await _good(url, sessions, rate, utterances, seed))
-        finally:
-            await _stop(tasks, stop)
         after = await read_metrics(url) or {}
         for name in SERVER_FIGURES:
             if name in after:
@@ -366,12 +412,8 @@ async def run_soak(
     rounds: list[dict[str, Any]] = []
     start: dict[str, float] | None = None
     while True:
-        stop = asyncio.Event()
-        tasks = await _start(url, h, stop)
-        try:
+        async with _elsewhere(url, h):
             rounds.append(await _good(url, sessions, rate, sessions * 4, len(rounds)))
-        finally:
-            await _stop(tasks, stop)
         if start is None:
             await asyncio.sleep(2.0)  # the bad clients' sockets closed
             start = await read_metrics(url) or {}
@@ -417,3 +459,7 @@ def format_soak(r: dict[str, Any]) -> str:
         f"{r['start']['connections']} → {r['end']['connections']}; tasks "
         f"{r['start']['tasks']} → {r['end']['tasks']}"
     )
+
+
+if __name__ == "__main__":
+    asyncio.run(_hostiles_main(sys.argv[1], json.loads(sys.argv[2])))
