@@ -127,15 +127,21 @@ mutations = st.lists(
 )
 
 
-@FUZZ
-@given(base=st.sampled_from(VALID), changes=mutations, binary=st.booleans())
-def test_mutated_valid_messages_never_raise(base, changes, binary) -> None:
+def mutate(base: dict[str, Any], changes: list[tuple[str, str, Any]]) -> dict[str, Any]:
+    """``base`` with ``changes`` (``set`` an existing key, ``add`` any, ``delete``)."""
     wire = dict(base)
     for action, key, value in changes:
         if action == "delete":
             wire.pop(key, None)
         elif action == "add" or key in wire:
             wire[key] = value
+    return wire
+
+
+@FUZZ
+@given(base=st.sampled_from(VALID), changes=mutations, binary=st.booleans())
+def test_mutated_valid_messages_never_raise(base, changes, binary) -> None:
+    wire = mutate(base, changes)
     caps = VOICE_CAPS if base["type"].startswith("voice.") else CAPS
     session = Session(Limits(), caps, "s-1") if base["type"] == "hello" else open_session(caps)
     session.receive_data(encode_value(wire, binary))

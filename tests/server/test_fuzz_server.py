@@ -12,14 +12,12 @@ client, and its log must hold no error.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import random
 import urllib.request
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ..protocol.test_fuzz import KEYS, VALID, mutations, values
+from ..protocol.test_fuzz import KEYS, VALID, encode_value, mutate, mutations, values
 from .harness import run, run_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.tiny_voice]
@@ -40,16 +38,6 @@ BOUNDARY: list[Any] = [
     "x" * 65, "y" * 6000, "開心", "生气", "🙂" * 40, "\u202e", "a\x00b", True, False, None,
     [], {}, [1, [2, [3]]], {"type": "speak"}, b"", b"\x00" * 16, b"RIFF\x00\x00\x00\x00WAVE",
 ]  # fmt: skip
-
-
-def mutate(base: dict[str, Any], changes: list[tuple[str, str, Any]]) -> dict[str, Any]:
-    wire = dict(base)
-    for action, key, value in changes:
-        if action == "delete":
-            wire.pop(key, None)
-        elif action == "add" or key in wire:
-            wire[key] = value
-    return wire
 
 
 corpus_item = st.one_of(
@@ -78,10 +66,6 @@ def draw_corpus(size: int) -> list[Any]:
     return corpus
 
 
-def to_json(value: Any) -> str:
-    return json.dumps(value, default=lambda b: base64.b64encode(b).decode())
-
-
 def wire_messages(corpus: list[Any], count: int, seed: int = 13) -> list[bytes | str]:
     """``count`` wire messages derived from the corpus (mostly keeping the connection)."""
     rng = random.Random(seed)
@@ -107,11 +91,9 @@ def wire_messages(corpus: list[Any], count: int, seed: int = 13) -> list[bytes |
         if msg.get("type") == "hello" and rng.random() < 0.9:
             msg["type"] = "speak"  # a second hello closes: keep most connections open
         try:
-            data: bytes | str = (
-                msgpack.packb(msg, use_bin_type=True) if rng.random() < 0.6 else to_json(msg)
-            )
+            data: bytes | str = encode_value(msg, binary=rng.random() < 0.6)
         except (TypeError, ValueError, OverflowError):
-            data = to_json({k: str(v) for k, v in msg.items()})
+            data = encode_value({k: str(v) for k, v in msg.items()}, binary=False)
         if rng.random() < 0.01 and isinstance(data, bytes) and len(data) > 2:
             i = rng.randrange(len(data))  # one flipped bit or a truncation
             data = (
