@@ -136,12 +136,12 @@ class Connection:
         )
         try:
             async for data in self.ws:
-                if reads is not None and (wait := reads.wait_s(time.monotonic())) > 0:
-                    if self.ws.state is not State.OPEN:
-                        break  # what is left of a flood on a closing socket: unanswerable
-                    # A flood: read this socket no faster (TCP backs the client up).
-                    await asyncio.sleep(wait)
                 if reads is not None:
+                    if (wait := reads.wait_s(time.monotonic())) > 0:
+                        if self.ws.state is not State.OPEN:
+                            break  # what is left of a flood on a closing socket: unanswerable
+                        # A flood: read this socket no faster (TCP backs the client up).
+                        await asyncio.sleep(wait)
                     reads.take(time.monotonic())
                 self.last_active = time.monotonic()
                 self.session.receive_data(data)
