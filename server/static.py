@@ -104,5 +104,5 @@ class StaticFiles:
 
     @property
     def page_bytes(self) -> dict[str, int]:
-        """Bytes of each served file, by address (``voxlive bench page`` weighs them)."""
+        """Bytes of each served file, by address (the pages' weight)."""
         return {a: len(f.body) for a, f in self.files.items() if a not in PAGES}

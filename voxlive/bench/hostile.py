@@ -71,9 +71,9 @@ def _source(i: int) -> tuple[str, int]:
     return (f"127.0.{(i // 250) % 250}.{2 + i % 250}", 0)
 
 
-async def _open(url: str, i: int, **kw: Any) -> ClientConnection:
+async def _open(url: str, i: int, hello: str = HELLO, **kw: Any) -> ClientConnection:
     ws = await connect(url, max_size=None, local_addr=_source(i), open_timeout=10, **kw)
-    await ws.send(HELLO)
+    await ws.send(hello)
     return ws
 
 
@@ -82,8 +82,8 @@ async def _never_reads(url: str, i: int, stop: asyncio.Event, h: Hostiles) -> No
     try:
         # The most bytes a second of audio can take (48 kHz float), so the socket's
         # buffers fill fast; the library stops reading once one message is queued.
-        ws = await connect(url, max_size=None, max_queue=1, local_addr=_source(i))
-        await ws.send(json.dumps({"type": "hello", "version": 1, "audio": NEVER_READS_AUDIO}))
+        hello = json.dumps({"type": "hello", "version": 1, "audio": NEVER_READS_AUDIO})
+        ws = await _open(url, i, hello, max_queue=1)
     except (OSError, InvalidHandshake) as exc:
         h.note("never_reads", f"refused:{type(exc).__name__}")
         return
