@@ -8,6 +8,8 @@ server or the engine.
 
 from __future__ import annotations
 
+from voxlive.protocol.messages import Consent
+
 from .client import REJECTED_CODES, Client, SpeakKwargs
 from .errors import ClientError
 from .result import Result
@@ -17,6 +19,7 @@ __all__ = [
     "REJECTED_CODES",
     "Client",
     "ClientError",
+    "Consent",
     "Event",
     "Result",
     "SpeakKwargs",

@@ -78,6 +78,7 @@ from voxlive.protocol.client_session import (
 )
 from voxlive.protocol.messages import (
     AudioSpec,
+    Consent,
     Hello,
     SpeakOptions,
     VoiceDeleted,
@@ -362,6 +363,7 @@ class Client:
         name: str | None = None,
         scope: VoiceScope = "session",
         chunk_bytes: int = 48 * 1024,
+        consent: Consent | None = None,
     ) -> VoiceReady:
         """Upload a reference clip (WAV, FLAC, OGG, MP3, AIFF) and register its voice.
 
@@ -372,6 +374,10 @@ class Client:
             scope: ``session`` (forgotten when this connection closes) or ``persistent``.
             chunk_bytes: Audio bytes per ``voice.register`` message (kept under
                 ``limits.max_message_bytes``).
+            consent: The speaker's consent to the cloning (SPEC.md §4.6, v1.7), e.g.
+                ``Consent(True, "Anna Li", "signed form", "2024-05-01")``; stored with the
+                voice. A server whose ``capabilities.consent_required`` is set refuses
+                a clip without one (``consent_required``).
 
         Returns:
             The server's ``voice.ready``: the voice id to use in ``speak(voice=...)``,
@@ -380,14 +386,18 @@ class Client:
         Raises:
             OSError: the file cannot be read.
             ValueError: the file is larger than ``limits.max_reference_bytes``, or a
-                bad ``name``/``chunk_bytes``.
+                bad ``name``/``chunk_bytes``/``consent`` (blank ``by``, ``at`` not ISO
+                8601, …).
             ClientError: the server refused the clip (``code`` is ``too_short``,
-                ``silent``, ``unsupported_format``, …), or the connection is closed.
+                ``silent``, ``unsupported_format``, ``consent_required``, …), or the
+                connection is closed.
         """
         self._connection.check_open()
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         session = self._connection.session
-        id = session.send_voice_register(data, name=name, scope=scope, chunk_bytes=chunk_bytes)
+        id = session.send_voice_register(
+            data, name=name, scope=scope, chunk_bytes=chunk_bytes, consent=consent
+        )
         return await self._answer(id, VoiceReady)
 
     async def list_voices(self) -> list[VoiceInfo]:

@@ -66,7 +66,7 @@ function describe(client) {
   const caps = client.capabilities;
   const builtin = caps.builtin_voices.map((v) => `${v.voice} (${v.language})`).join(", ") || caps.voices.join(", ");
   $("caps").textContent = `voices: ${builtin} · emotions: ${caps.emotions.join(", ")}`
-    + ` · registration: ${caps.voice_registration ? "yes" : "no"}`
+    + ` · registration: ${caps.voice_registration ? (caps.consent_required ? "yes, with consent" : "yes") : "no"}`
     + ` · max text ${client.limits.max_text_chars} chars`;
   const names = [...caps.emotions, ...Object.keys(caps.emotion_aliases)];
   $("emotions").replaceChildren(...names.map((n) => new Option(n)));
@@ -181,7 +181,8 @@ async function refreshVoices() {
     const li = document.createElement("li");
     li.dataset.voice = v.voice;
     const s = v.summary ?? {};
-    li.textContent = `${v.voice} · ${v.scope} · ${fmtSummary(s)} `;
+    const consent = v.consent ? ` · consent: ${v.consent.by}` : "";
+    li.textContent = `${v.voice} · ${v.scope} · ${fmtSummary(s)}${consent} `;
     const del = document.createElement("button");
     del.type = "button";
     del.textContent = "Delete";
@@ -251,12 +252,19 @@ async function register() {
     showError("voice-error", new Error("record something or pick a file first"));
     return;
   }
+  // SPEC.md §4.6 (v1.7): the speaker's consent goes with every registration.
+  const speaker = $("voice-speaker").value.trim();
+  if (!$("voice-consent").checked || !speaker) {
+    showError("voice-error", new Error("the speaker must consent: give their name and tick the box"));
+    return;
+  }
+  const consent = { granted: true, by: speaker, method: "confirmed in the voxlive page", at: new Date().toISOString() };
   $("register").disabled = true;
   $("voice-summary").textContent = "analysing…";
   try {
     const audio = source === file && serverReads(file) ? file : await toWav(source);
     const ready = await live.client.registerVoice(audio, {
-      name: $("voice-name").value.trim() || null, scope: $("voice-scope").value,
+      name: $("voice-name").value.trim() || null, scope: $("voice-scope").value, consent,
     });
     $("voice-summary").textContent = `registered ${ready.voice}${ready.cached ? " (cached)" : ""}: ${fmtSummary(ready.summary)}`;
     $("voice-summary").dataset.voice = ready.voice;

@@ -231,22 +231,27 @@ export class VoxliveClient extends EventTarget {
 
   /**
    * Register a reference clip (WAV, FLAC, OGG, MP3, AIFF; 3–30 s of speech).
-   * `audio`: Blob, ArrayBuffer or Uint8Array. Resolves to `voice.ready` (§5.6);
-   * rejects with a VoxliveError (`too_short`, `silent`, …).
+   * `audio`: Blob, ArrayBuffer or Uint8Array. `consent` (v1.7, §4.6): the speaker's
+   * consent, `{ granted, by, method, at, statement }` (`at`: an ISO 8601 date or
+   * date-time, e.g. `new Date().toISOString()`); required with `granted: true` when
+   * `capabilities.consent_required`. Resolves to `voice.ready` (§5.6); rejects with a
+   * VoxliveError (`too_short`, `silent`, `consent_required`, …).
    */
-  async registerVoice(audio, { name = null, scope = "session", chunkBytes = 48 * 1024 } = {}) {
+  async registerVoice(audio, { name = null, scope = "session", chunkBytes = 48 * 1024, consent = null } = {}) {
     let bytes = audio;
     if (typeof Blob !== "undefined" && audio instanceof Blob) bytes = await audio.arrayBuffer();
     if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
     if (!(bytes instanceof Uint8Array)) throw new TypeError("registerVoice: audio must be bytes or a Blob");
-    if (!this._binary) chunkBytes = Math.min(chunkBytes, Math.floor(this.limits.max_message_bytes * 0.7) || chunkBytes);
+    // Chunk 0 also carries the consent: leave room for it.
+    const extra = consent == null ? 0 : new TextEncoder().encode(JSON.stringify(consent)).length;
+    if (!this._binary) chunkBytes = Math.min(chunkBytes, Math.floor((this.limits.max_message_bytes - extra) * 0.7) || chunkBytes);
     const id = this._requestId();
     const answer = this._request(id, "voice.ready");
     const chunks = Math.max(1, Math.ceil(bytes.byteLength / chunkBytes));
     for (let seq = 0; seq < chunks; seq++) {
       const part = bytes.subarray(seq * chunkBytes, (seq + 1) * chunkBytes);
       const msg = { type: "voice.register", id, seq, final: seq === chunks - 1, audio: this._bytes(part) };
-      if (seq === 0) Object.assign(msg, { name, scope });
+      if (seq === 0) Object.assign(msg, { name, scope }, consent == null ? {} : { consent });
       this.send(msg);
     }
     return answer;

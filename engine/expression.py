@@ -26,6 +26,7 @@ import numpy as np
 from .emotion import DEFAULT_INTENSITY, SPEED_RANGE, Prosody, prosody, resolve
 from .frontend import FrontendResult
 from .layout import PAUSE_PHONEMES, pause_scales, phrase_span
+from .marked import Watermarker
 from .psola import PsolaAdapter
 from .transform import VoiceTransform
 from .voice import SynthesisParams, SynthesisRequest, Voice
@@ -174,12 +175,14 @@ def render(
     params: Sequence[SynthesisParams],
     max_batch: int = 8,
     timings: dict[str, float] | None = None,
+    marker: Watermarker | None = None,
 ) -> list[np.ndarray]:
     """Whole audio of several texts, each performed by its own expression, in one batch.
 
     Sentence ``i`` of a text uses ``params.offset_seed(i)``, as :meth:`Voice.requests`.
-    The stage runs the same streaming code as the server, on whole texts.
-    ``timings``, if given, receives ``engine_s`` and ``stage_s`` (wall seconds).
+    The stage runs the same streaming code as the server, on whole texts; ``marker``
+    watermarks the texts it marks (``marked.py``), as one batch.
+    ``timings``, if given, receives ``engine_s``, ``stage_s`` and ``mark_s`` (wall seconds).
     """
     groups = []
     for result, expr, base in zip(texts, expressions, params, strict=True):
@@ -206,7 +209,13 @@ def render(
             stage.phrase(at + start, at + end)
             at += sum(d)
         out.append(np.concatenate([stage.process(a), stage.flush()]))
+    t2 = time.perf_counter()
+    if marker is not None:
+        marked = [i for i, e in enumerate(expressions) if marker.marks(e.voice)]
+        for i, a in zip(marked, marker.mark([out[i] for i in marked], voice.sample_rate)):
+            out[i] = a
     if timings is not None:
         timings["engine_s"] = t1 - t0
-        timings["stage_s"] = time.perf_counter() - t1
+        timings["stage_s"] = t2 - t1
+        timings["mark_s"] = time.perf_counter() - t2
     return out

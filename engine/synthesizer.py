@@ -30,6 +30,7 @@ from .adapt import Probe
 from .emotion import DEFAULT_INTENSITY, SPEED_RANGE, check_range, resolve
 from .expression import Expression, check_rate, render
 from .interface import Controls
+from .marked import MarkedEngine, Watermarker
 from .multivoice import AUTO, MultiVoiceEngine, has_han
 from .offline import speak_many
 from .pcm import write_wav
@@ -47,15 +48,25 @@ ReferenceAudio = str | Path | bytes | tuple[np.ndarray, int]
 class Synthesizer:
     """Text (and optionally a reference voice) in, waveform out. Not thread-safe."""
 
-    def __init__(self, device: str = "cpu", precision: str = "float32") -> None:
-        """Raises: ValueError / RuntimeError as :meth:`engine.voice.Voice.load`."""
+    def __init__(
+        self, device: str = "cpu", precision: str = "float32", *, watermark: bool = True
+    ) -> None:
+        """Raises: ValueError / RuntimeError as :meth:`engine.voice.Voice.load`.
+
+        Args:
+            watermark: mark every output with the Perth watermark (``marked.py``);
+                False leaves the bundled voices' output unmarked (a registered voice's
+                is marked whatever this says).
+        """
         self.voice = Voice.load(device=device, precision=precision)  # type: ignore[arg-type]
         self.sample_rate = self.voice.sample_rate
+        self.watermarker = Watermarker(str(self.voice.device), all_output=watermark)
+        """Marks what this synthesizer speaks."""
         self._encoder: Any = None
         self._probe: Probe | None = None
         self._probe_samples: np.ndarray | None = None
         self._center_hz: float | None = None
-        self._multivoice: MultiVoiceEngine | None = None
+        self._multivoice: MarkedEngine | None = None
         self._fits: dict[str, registration.Registration] = {}
         """Registrations by content hash."""
         self._uploads: dict[str, str] = {}
@@ -181,10 +192,11 @@ class Synthesizer:
             self.expression(emotion=e, intensity=k, pitch_st=pitch_st, volume_db=volume, voice=v)
             for e, k, v in zip(emotions, intensities, voices)
         ]
-        return render(self.voice, results, expressions, [params] * n)
+        return render(self.voice, results, expressions, [params] * n, marker=self.watermarker)
 
-    def multivoice(self) -> MultiVoiceEngine:
-        """Both built-in voices as one engine at :attr:`sample_rate` (built on first use).
+    def multivoice(self) -> MarkedEngine:
+        """Both built-in voices as one engine at :attr:`sample_rate` (built on first use),
+        marked as :attr:`watermarker` says.
 
         Raises:
             ModelMissing: the Mandarin voice's files are not installed.
@@ -193,9 +205,10 @@ class Synthesizer:
             from .mandarin.engine import MandarinEngine  # torch modules of its own: on use
 
             english = VitsEngine(self.voice)
-            self._multivoice = MultiVoiceEngine(
+            both = MultiVoiceEngine(
                 [english, MandarinEngine.load(str(self.voice.device))], default="en"
             )
+            self._multivoice = MarkedEngine(both, self.watermarker)
         return self._multivoice
 
     def expression(

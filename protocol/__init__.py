@@ -6,7 +6,7 @@ imports only the standard library and msgpack.
 
 from __future__ import annotations
 
-from .capabilities import AUTO_LANG, BuiltinVoice
+from .capabilities import AUTO_LANG, BuiltinVoice, Watermark
 from .codec import (
     decode_audio_frame,
     decode_client,
@@ -33,6 +33,7 @@ from .messages import (
     Cancel,
     Capabilities,
     ClientMessage,
+    Consent,
     Done,
     End,
     Error,
@@ -85,6 +86,7 @@ __all__ = [
     "Capabilities",
     "ClientMessage",
     "CloseCode",
+    "Consent",
     "Done",
     "End",
     "Error",
@@ -122,6 +124,7 @@ __all__ = [
     "VoiceListing",
     "VoiceReady",
     "VoiceRegister",
+    "Watermark",
     "Welcome",
     "Word",
     "decode_audio_frame",

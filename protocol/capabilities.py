@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 from .types import AUDIO_FORMATS, AudioFormat
 
-__all__ = ["AUTO_LANG", "BuiltinVoice", "Capabilities", "Limits"]
+__all__ = ["AUTO_LANG", "BuiltinVoice", "Capabilities", "Limits", "Watermark"]
 
 AUTO_LANG = "auto"
 """``speak.lang`` that lets the text's script pick the built-in voice (SPEC.md §4.4, v1.4)."""
@@ -64,6 +64,17 @@ class BuiltinVoice:
 
 
 @dataclass(frozen=True, slots=True)
+class Watermark:
+    """The imperceptible watermark in the server's audio (``capabilities.watermark``, v1.7)."""
+
+    model: str
+    """The scheme, for a detector: ``"perthnet-implicit"`` (Perth's implicit neural
+    watermark, which ``voxlive detect`` finds)."""
+    all_output: bool
+    """Every output is marked; ``False``: only speech in registered voices is."""
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     """What this server can do; options needing more are answered ``unsupported``.
 
@@ -100,6 +111,13 @@ class Capabilities:
     builtin_voices: tuple[BuiltinVoice, ...] = ()
     """The built-in voices in detail (v1.4; empty from older servers): each one's name is
     also in ``voices``. Their languages are what ``speak.lang`` may name."""
+    consent_required: bool = False
+    """Whether ``voice.register`` must carry ``consent`` with ``granted: true`` (SPEC.md
+    §4.6, v1.7); otherwise the server refuses it with ``consent_required``. ``False``
+    from servers before v1.7."""
+    watermark: Watermark | None = None
+    """How the server watermarks its audio (v1.7); ``None``: it does not say (a server
+    before v1.7)."""
 
     def __post_init__(self) -> None:
         if not 8000 <= self.default_sample_rate <= 48000:

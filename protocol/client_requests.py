@@ -8,12 +8,14 @@ ids. Each request expects one kind of answer (``voice.ready`` for ``voice.regist
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Final, Literal
 
 from .client_events import Answered, ClientEvent, Ignored, Violation, VoiceAnswer
 from .errors import InvalidMessage
 from .fields import Fields
 from .messages import (
+    Consent,
     Error,
     Limits,
     VoiceDelete,
@@ -23,9 +25,10 @@ from .messages import (
     VoiceReady,
     VoiceRegister,
 )
+from .schema import consent_from_wire, consent_to_wire
 from .types import UtteranceId, VoiceScope
 
-__all__ = ["CHUNK_OVERHEAD", "VoiceRequests", "is_id"]
+__all__ = ["CHUNK_OVERHEAD", "VoiceRequests", "check_consent", "is_id"]
 
 CHUNK_OVERHEAD: Final = 256
 """Bytes of msgpack map and fields around the audio of one ``voice.register`` chunk."""
@@ -47,6 +50,18 @@ def is_id(value: str) -> bool:
     return True
 
 
+def check_consent(consent: Consent) -> None:
+    """Check ``consent`` as a server reads it (SPEC.md §4.6, v1.7).
+
+    Raises:
+        ValueError: it would be refused with ``invalid_message`` (the message says why).
+    """
+    try:
+        consent_from_wire(consent_to_wire(consent))
+    except InvalidMessage as exc:
+        raise ValueError(exc.message) from None
+
+
 class VoiceRequests:
     """Voice requests sent and not yet answered."""
 
@@ -60,16 +75,23 @@ class VoiceRequests:
         return id in self._kinds
 
     def register(
-        self, audio: bytes, limits: Limits, *, name: str | None, scope: VoiceScope, chunk_bytes: int
+        self,
+        audio: bytes,
+        limits: Limits,
+        *,
+        name: str | None,
+        scope: VoiceScope,
+        chunk_bytes: int,
+        consent: Consent | None = None,
     ) -> list[VoiceRegister]:
         """Return the chunks of a new ``voice.register`` upload, in order.
 
         Each chunk's audio is at most ``chunk_bytes``, and small enough for the whole
-        message to stay under ``limits.max_message_bytes``.
+        message to stay under ``limits.max_message_bytes``. ``consent`` goes on chunk 0.
 
         Raises:
             ValueError: ``audio`` is larger than ``limits.max_reference_bytes``, or a bad
-                ``name``/``chunk_bytes``.
+                ``name``/``chunk_bytes``/``consent`` (one the server would refuse).
         """
         if len(audio) > limits.max_reference_bytes:
             limit = limits.max_reference_bytes
@@ -78,7 +100,12 @@ class VoiceRequests:
             raise ValueError(f"voice name {name!r}: use 1-64 characters of A-Z a-z 0-9 . _ : -")
         if chunk_bytes < 1:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
-        size = min(chunk_bytes, limits.max_message_bytes - CHUNK_OVERHEAD)
+        if consent is not None:
+            check_consent(consent)
+        # Chunk 0 carries the consent too: its JSON is at least as long as its msgpack.
+        extra = 0 if consent is None else len(json.dumps(consent_to_wire(consent)))
+        overhead = CHUNK_OVERHEAD + extra
+        size = max(1, min(chunk_bytes, limits.max_message_bytes - overhead))
         pieces = [audio[i : i + size] for i in range(0, len(audio), size)] or [b""]
         id = self._new("register")
         return [
@@ -89,6 +116,7 @@ class VoiceRequests:
                 final=seq == len(pieces) - 1,
                 name=name if seq == 0 else None,
                 scope=scope if seq == 0 else "session",
+                consent=consent if seq == 0 else None,
             )
             for seq, piece in enumerate(pieces)
         ]

@@ -45,6 +45,7 @@ from .errors import InvalidState, ProtocolError
 from .messages import (
     AudioFrame,
     ClientMessage,
+    Consent,
     Done,
     End,
     Error,
@@ -318,17 +319,26 @@ class ClientSession:
         name: str | None = None,
         scope: VoiceScope = "session",
         chunk_bytes: int = 48 * 1024,
+        consent: Consent | None = None,
     ) -> UtteranceId:
         """Queue the chunks of a ``voice.register`` upload; return the request id.
+
+        ``consent`` (v1.7) is the speaker's attestation; a server whose
+        ``capabilities.consent_required`` is set refuses an upload without one.
 
         Raises:
             InvalidState: the session is not open.
             ValueError: ``audio`` is larger than ``limits.max_reference_bytes``, or a bad
-                ``name``/``chunk_bytes``.
+                ``name``/``chunk_bytes``/``consent``.
         """
         self._opened()
         chunks = self._requests.register(
-            audio, self.welcome.limits, name=name, scope=scope, chunk_bytes=chunk_bytes
+            audio,
+            self.welcome.limits,
+            name=name,
+            scope=scope,
+            chunk_bytes=chunk_bytes,
+            consent=consent,
         )
         for chunk in chunks:
             self._queue(chunk)

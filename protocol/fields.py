@@ -67,6 +67,11 @@ class Fields:
         self._where = where
         self.id = id
 
+    @property
+    def where(self) -> str:
+        """The map's name in error messages (``"voice.register.consent"``)."""
+        return self._where
+
     def error(self, message: str, code: ErrorCode = "invalid_message") -> InvalidMessage:
         """Return an ``InvalidMessage`` about this map (for the caller to raise)."""
         return InvalidMessage(message, code=code, id=self.id)
@@ -199,6 +204,12 @@ class Fields:
         if not isinstance(value, dict):
             raise self._fail(name, "a map")
         return Fields(value, f"{self._where}.{name}", id=self.id)
+
+    def get_opt_map(self, name: str) -> Fields | None:
+        """Return a reader over a nested map, or ``None`` (absent or null)."""
+        if self._obj.get(name) is None:
+            return None
+        return self.get_map(name)
 
     def get_list(self, name: str) -> list[object]:
         """Return a list (a msgpack array / JSON array)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .capabilities import BuiltinVoice, Capabilities, Limits
+from .capabilities import BuiltinVoice, Capabilities, Limits, Watermark
 from .controls import INTENSITY, PITCH, SPEED, VOLUME
 from .types import (
     AudioFormat,
@@ -31,6 +31,7 @@ __all__ = [
     "BuiltinVoice",
     "Capabilities",
     "ClientMessage",
+    "Consent",
     "Done",
     "End",
     "Error",
@@ -54,6 +55,7 @@ __all__ = [
     "VoiceReady",
     "VoiceRegister",
     "VoiceSummary",
+    "Watermark",
     "Word",
 ]
 
@@ -163,11 +165,35 @@ VoiceSummary = dict[str, str | int | float | bool]
 
 
 @dataclass(frozen=True, slots=True)
+class Consent:
+    """The client's attestation that the speaker of a clip consents to its voice being
+    cloned (SPEC.md §4.6, v1.7). The server stores it with the voice and lists it.
+
+    The codec checks it on decode (``schema.consent_from_wire``): ``by`` and ``method``
+    1–200 characters and not blank, ``at`` an ISO 8601 date or date-time, ``statement``
+    at most 2000 characters.
+    """
+
+    granted: bool
+    """Whether the speaker consents; a server requiring consent refuses ``False``."""
+    by: str
+    """Who consents: the speaker's name or an id the client knows them by."""
+    method: str
+    """How consent was given: ``"signed form"``, ``"recorded verbal statement"``,
+    ``"self (own voice)"``…"""
+    at: str
+    """When, as sent: an ISO 8601 date (``2024-05-01``) or date-time
+    (``2024-05-01T12:30:00Z``)."""
+    statement: str | None = None
+    """The consent's wording or a note, if any."""
+
+
+@dataclass(frozen=True, slots=True)
 class VoiceRegister:
     """Upload a reference clip to register a voice (SPEC.md §4.6).
 
     On the wire this is one chunk: ``seq`` 0, 1, 2, … with ``final`` on the last one,
-    and ``name``/``scope`` only on chunk 0. The event ``Session`` delivers once the
+    and ``name``/``scope``/``consent`` only on chunk 0. The event ``Session`` delivers once the
     final chunk arrived carries the whole upload in ``audio`` (``seq`` 0, ``final``).
     """
 
@@ -180,6 +206,8 @@ class VoiceRegister:
     name: str | None = None
     """Voice id wanted (1–64 of ``[A-Za-z0-9._:-]``); ``None``: the server picks one."""
     scope: VoiceScope = "session"
+    consent: Consent | None = None
+    """The speaker's consent (v1.7; chunk 0 only); ``None``: none was attested."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +378,9 @@ class VoiceInfo:
     voice: str
     scope: VoiceScope
     summary: VoiceSummary = field(default_factory=dict)
+    consent: Consent | None = None
+    """The consent registered with the voice (v1.7); ``None``: none was given (or the
+    server is older)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ CPU server."""
 @dataclass(slots=True)
 class _Upload:
     first: VoiceRegister
-    """Chunk 0: carries ``name`` and ``scope``."""
+    """Chunk 0: carries ``name``, ``scope`` and ``consent``."""
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
     next_seq: int = 1
@@ -75,7 +75,7 @@ class Registrations:
             InvalidMessage: ``duplicate_id`` (chunk 0 of a request in flight),
                 ``too_many_inflight``, ``too_large`` (the upload passed
                 ``max_reference_bytes``), ``invalid_message`` (a later chunk of no upload
-                in progress, out of order, or carrying ``name``/``scope``).
+                in progress, out of order, or carrying ``name``/``scope``/``consent``).
         """
         upload = self._uploads.get(chunk.id)
         if chunk.seq == 0:
@@ -103,8 +103,8 @@ class Registrations:
         problem = None
         if chunk.seq != upload.next_seq:
             problem = f"expected chunk {upload.next_seq}, got {chunk.seq}"
-        elif chunk.name is not None or chunk.scope != "session":
-            problem = "name and scope are allowed only on chunk 0"
+        elif chunk.name is not None or chunk.scope != "session" or chunk.consent is not None:
+            problem = "name, scope and consent are allowed only on chunk 0"
         if problem is not None:
             del self._uploads[chunk.id]
             message = f"registration {chunk.id}: {problem}; the upload is abandoned"

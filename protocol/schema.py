@@ -8,8 +8,11 @@ fields are skipped) so that clients keep working when a later server adds fields
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Mapping
 from dataclasses import fields
+from datetime import datetime
 from typing import Any, Final, assert_never
 
 from .controls import DEADLINE_MS, INTENSITY, PITCH, SEED, SPEED, VOLUME, Control
@@ -20,6 +23,7 @@ from .messages import (
     AudioSpec,
     Cancel,
     ClientMessage,
+    Consent,
     End,
     Flush,
     Hello,
@@ -38,11 +42,17 @@ from .types import (
 )
 
 __all__ = [
+    "CONSENT_FIELDS",
+    "MAX_CONSENT_NAME_CHARS",
+    "MAX_CONSENT_STATEMENT_CHARS",
     "OPTION_FIELDS",
     "client_from_wire",
     "client_to_wire",
+    "consent_from_wire",
+    "consent_to_wire",
     "flat",
     "flat_options",
+    "is_iso_time",
     "typed",
 ]
 
@@ -56,6 +66,20 @@ U32_MAX: Final = 2**32 - 1
 I64_MAX: Final = 2**63 - 1
 ANY_LEN: Final = sys.maxsize
 MAX_MS: Final = 1e12
+
+CONSENT_FIELDS: Final = ("granted", "by", "method", "at", "statement")
+"""The keys of a ``voice.register.consent`` map (SPEC.md §4.6, v1.7)."""
+MAX_CONSENT_NAME_CHARS: Final = 200
+"""Longest ``consent.by`` and ``consent.method``, in code points."""
+MAX_CONSENT_STATEMENT_CHARS: Final = 2000
+"""Longest ``consent.statement``, in code points."""
+_MAX_TIME_CHARS: Final = 64
+_ISO_TIME: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}"  # the date: YYYY-MM-DD
+    r"(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?"  # hh:mm[:ss[.fraction]]
+    r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?",  # UTC, an offset, or local time
+    re.ASCII,
+)
 
 
 # --- client messages: wire -> dataclass (strict) -------------------------------------------
@@ -144,7 +168,8 @@ def _append(f: Fields, limits: Limits) -> Append:
 
 def _voice_register(f: Fields) -> VoiceRegister:
     id = f.id = f.get_id()
-    f.check_known(("type", "id", "audio", "seq", "final", "name", "scope"))
+    f.check_known(("type", "id", "audio", "seq", "final", "name", "scope", "consent"))
+    consent = f.get_opt_map("consent")
     return VoiceRegister(
         id,
         f.get_bytes("audio"),
@@ -152,7 +177,56 @@ def _voice_register(f: Fields) -> VoiceRegister:
         final=f.get_bool("final"),
         name=f.get_opt_id("name"),
         scope=f.get_choice("scope", VOICE_SCOPES, "session"),
+        consent=None if consent is None else _consent(consent),
     )
+
+
+def consent_from_wire(obj: Mapping[Any, object], where: str = "consent") -> Consent:
+    """Read a consent map strictly (SPEC.md §4.6, v1.7), as the server reads a client's.
+
+    Args:
+        obj: The map (decoded from the wire, or stored by a server).
+        where: Its name in error messages.
+
+    Raises:
+        InvalidMessage: a key is missing, unknown or ill-typed; ``by`` or ``method`` is
+            blank or over 200 characters; ``at`` is not an ISO 8601 date or date-time;
+            ``statement`` is over 2000 characters.
+    """
+    return _consent(Fields(obj, where))
+
+
+def _consent(f: Fields) -> Consent:
+    f.check_known(CONSENT_FIELDS)
+    granted = f.get_bool("granted")
+    by, method = (_attested(f, name) for name in ("by", "method"))
+    at = f.get_str("at", max_len=_MAX_TIME_CHARS)
+    if not is_iso_time(at):
+        raise f.error(
+            f"{f.where}.at must be an ISO 8601 date or date-time, such as 2024-05-01 or "
+            "2024-05-01T12:30:00Z"
+        )
+    statement = f.get_opt_str("statement", max_len=MAX_CONSENT_STATEMENT_CHARS)
+    return Consent(granted, by, method, at, statement)
+
+
+def _attested(f: Fields, name: str) -> str:
+    value = f.get_str(name, max_len=MAX_CONSENT_NAME_CHARS)
+    if not value.strip():
+        raise f.error(f"{f.where}.{name} must not be blank")
+    return value
+
+
+def is_iso_time(text: str) -> bool:
+    """Whether ``text`` is an ISO 8601 date (``2024-05-01``) or date-time in the extended
+    format (``2024-05-01T12:30``, ``…:00Z``, ``…:00.250+02:00``) naming a real instant."""
+    if len(text) > _MAX_TIME_CHARS or not _ISO_TIME.fullmatch(text):
+        return False
+    try:
+        datetime.fromisoformat(text.upper())  # month 13, hour 24, … fail here
+    except ValueError:
+        return False
+    return True
 
 
 def _text(f: Fields, limits: Limits) -> str:
@@ -205,14 +279,22 @@ def client_to_wire(msg: ClientMessage) -> Wire:
             return typed("end", id=id)
         case Cancel(id):
             return typed("cancel", id=id)
-        case VoiceRegister():
-            return typed("voice.register") | flat(msg)
+        case VoiceRegister(consent=consent):
+            wire = typed("voice.register") | flat(msg)
+            # Left out when unset: a server before v1.7 refuses unknown fields.
+            del wire["consent"]
+            return wire if consent is None else wire | {"consent": consent_to_wire(consent)}
         case VoiceList(id):
             return typed("voice.list", id=id)
         case VoiceDelete(id, voice):
             return typed("voice.delete", id=id, voice=voice)
         case _:
             assert_never(msg)
+
+
+def consent_to_wire(consent: Consent) -> Wire:
+    """The wire map of a consent (every key present, ``statement`` maybe ``null``)."""
+    return flat(consent)
 
 
 def typed(kind: str, **values: object) -> Wire:

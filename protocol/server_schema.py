@@ -10,13 +10,14 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Final, assert_never
 
-from .capabilities import BuiltinVoice
+from .capabilities import BuiltinVoice, Watermark
 from .controls import INTENSITY
 from .errors import UnknownRequest
 from .fields import MISSING, Fields, Missing, show
 from .messages import (
     AudioSpec,
     Capabilities,
+    Consent,
     Done,
     Error,
     Limits,
@@ -33,7 +34,7 @@ from .messages import (
     Welcome,
     Word,
 )
-from .schema import ANY_LEN, I64_MAX, MAX_MS, U32_MAX, Wire, flat, typed
+from .schema import ANY_LEN, I64_MAX, MAX_MS, U32_MAX, Wire, consent_to_wire, flat, typed
 from .types import (
     AUDIO_FORMATS,
     ERROR_ABOUTS,
@@ -77,7 +78,9 @@ def server_to_wire(msg: ServerMessage) -> Wire:
         case VoiceReady():
             return typed("voice.ready") | flat(msg) | {"summary": dict(msg.summary)}
         case VoiceListing(id, voices):
-            listed = [flat(v) | {"summary": dict(v.summary)} for v in voices]
+            listed = [
+                flat(v) | {"summary": dict(v.summary), "consent": _consent(v)} for v in voices
+            ]
             return typed("voice.list", id=id, voices=listed)
         case VoiceDeleted():
             return typed("voice.deleted") | flat(msg)
@@ -93,6 +96,7 @@ def _welcome(msg: Welcome) -> Wire:
         "formats": list(caps.formats),
         "emotion_aliases": dict(caps.emotion_aliases),
         "builtin_voices": [flat(v) for v in caps.builtin_voices],
+        "watermark": None if caps.watermark is None else flat(caps.watermark),
     }
     return typed(
         "welcome",
@@ -102,6 +106,10 @@ def _welcome(msg: Welcome) -> Wire:
         limits=flat(msg.limits),
         capabilities=capabilities,
     )
+
+
+def _consent(voice: VoiceInfo) -> Wire | None:
+    return None if voice.consent is None else consent_to_wire(voice.consent)
 
 
 # --- server messages: wire -> dataclass (lenient) ------------------------------------------
@@ -143,7 +151,21 @@ def _welcome_from(f: Fields) -> Welcome:
             voice_registration=caps.get_bool("voice_registration", False),
             emotion_aliases=_emotion_aliases(caps, emotions),
             builtin_voices=_builtin_voices(caps),
+            # v1.7; absent before.
+            consent_required=caps.get_bool("consent_required", False),
+            watermark=_watermark(caps),
         ),
+    )
+
+
+def _watermark(caps: Fields) -> Watermark | None:
+    # v1.7; absent (or null) before.
+    watermark = caps.get_opt_map("watermark")
+    if watermark is None:
+        return None
+    return Watermark(
+        model=watermark.get_str("model", max_len=ANY_LEN),
+        all_output=watermark.get_bool("all_output"),
     )
 
 
@@ -295,10 +317,26 @@ def _voice_list_from(f: Fields) -> VoiceListing:
             voice=v.get_str("voice", max_len=ANY_LEN),
             scope=v.get_choice("scope", VOICE_SCOPES),
             summary=_summary(v),
+            consent=_consent_from(v),
         )
         for v in f.get_map_list("voices")
     )
     return VoiceListing(id=f.get_id(), voices=voices)
+
+
+def _consent_from(voice: Fields) -> Consent | None:
+    # v1.7; absent before, null for a voice registered without one. Lenient: keys a
+    # later revision adds are skipped.
+    consent = voice.get_opt_map("consent")
+    if consent is None:
+        return None
+    return Consent(
+        granted=consent.get_bool("granted"),
+        by=consent.get_str("by", max_len=ANY_LEN),
+        method=consent.get_str("method", max_len=ANY_LEN),
+        at=consent.get_str("at", max_len=ANY_LEN),
+        statement=consent.get_opt_str("statement", max_len=ANY_LEN),
+    )
 
 
 def _voice_deleted_from(f: Fields) -> VoiceDeleted:

@@ -82,6 +82,7 @@ ErrorCode = Literal[
     "unknown_voice",
     "rate_limited",
     "text_rejected",
+    "consent_required",
     ReferenceErrorCode,
 ]
 """Machine-readable ``code`` of an ``error`` message (SPEC.md §6)."""

@@ -27,16 +27,20 @@ from websockets.http11 import Request, Response
 
 from voxlive.engine.chunking import ChunkSchedule
 from voxlive.engine.interface import Engine, ModelMissing
+from voxlive.engine.marked import MarkedEngine, Watermarker, marking_thread
 from voxlive.engine.multivoice import MultiVoiceEngine
 from voxlive.engine.speaker import SpeakerEncoder
 from voxlive.engine.vits import VitsEngine
 from voxlive.engine.voice import Voice
-from voxlive.protocol.messages import BuiltinVoice, Capabilities, Limits
+from voxlive.engine.watermark import decode_audio, detect
+from voxlive.protocol.messages import BuiltinVoice, Capabilities, Limits, Watermark
 from voxlive.protocol.types import CloseCode, StreamId
 
+from .audit import AuditLog
 from .batcher import Batcher
-from .config import Config
+from .config import Config, ConfigError
 from .connection import Connection
+from .http import HttpApi, HttpError, HttpRequest, HttpResponse
 from .keys import KeyRing, OriginPolicy, Principal, bearer
 from .limits import Quotas, client_ip, parse_networks
 from .logs import UtteranceLog
@@ -52,6 +56,11 @@ __all__ = ["App"]
 logger = logging.getLogger(__name__)
 DRAIN_SEND_S: Final = 2.0
 """At shutdown, how long the last frames may take to reach the clients before 1012."""
+WATERMARK_MODEL: Final = "perthnet-implicit"
+DETECT_THRESHOLD: Final = 0.5
+"""A ``POST /v1/detect`` score at or above it is marked."""
+DETECT_MAX_SECONDS: Final = 1800.0
+"""``capabilities.watermark.model`` (SPEC.md §5.1, v1.7): Perth's implicit watermark."""
 socket_logger = logging.getLogger(f"{__name__}.sockets")
 """The WebSocket library's own lines (each connection opened and closed, each health
 check or metrics scrape answered): WARNING and up unless ``voxlive -v`` lowers it, so
@@ -84,19 +93,32 @@ class App:
         """API keys and the shared token (``keys.py``); :meth:`reload` reads them again."""
         self.text_filter = _load_words(config.blocked_words_file)
         """The blocked words (``textfilter.py``), or ``None`` without a file."""
+        self.audit = _open_audit(config.audit_log)
+        """Registrations, refusals, uses and deletions of cloned voices (``audit.py``)."""
         self.origins = OriginPolicy(config.allowed_origins)
         self.trusted_proxies = parse_networks(config.trusted_proxies or "")
         self.quotas = Quotas(config)
         """Sessions open, utterance rates and registrations per hour (``limits.py``)."""
         schedule = ChunkSchedule(first_frames=config.first_chunk_frames)
         self._owns_engine = not _is_engine(engine)
-        self.engine: Engine
+        bare: Engine
         if engine is None:
-            self.engine = load_engine(config, schedule)
+            bare = load_engine(config, schedule)
         elif isinstance(engine, Voice):
-            self.engine = VitsEngine(engine, schedule)
+            bare = VitsEngine(engine, schedule)
         else:
-            self.engine = engine
+            bare = engine
+        self.watermarker = Watermarker(config.device, all_output=config.watermark)
+        """The Perth watermark's network and thread (``engine/marked.py``)."""
+        if config.watermark:
+            self.watermarker.net  # noqa: B018 -- loaded now, not on the first utterance
+        else:
+            logger.warning(
+                "WATERMARK OFF: the built-in voices' output is not marked (registered "
+                "voices still are); mark it downstream"
+            )
+        self.engine: Engine = MarkedEngine(bare, self.watermarker)
+        """Every utterance's audio leaves this engine marked (registered voices always)."""
         self.limits = Limits(
             max_message_bytes=config.max_message_bytes,
             max_text_chars=config.max_text_chars,
@@ -115,6 +137,8 @@ class App:
             pitch=True,
             volume=True,
             voice_registration=True,
+            consent_required=config.consent_required(),
+            watermark=Watermark(WATERMARK_MODEL, all_output=config.watermark),
         )
         self.voices = Voices(
             open_store(config.redis_url),
@@ -126,7 +150,7 @@ class App:
         """Prefix of session owners in a voice store shared by several servers."""
         self.adapter: VoiceAdapter | None = None
         """Voice adaptation (the VITS engine's WORLD stage); ``None`` refuses registered voices."""
-        vits = _vits_of(self.engine)
+        vits = _vits_of(bare)
         if vits is not None:
             self.adapter = VoiceAdapter(vits.probe, vits.sample_rate)
         self.voices.adapter = self.adapter
@@ -140,6 +164,14 @@ class App:
         """This server's figures (``/metrics``), in a registry of its own."""
         self.utterance_log = UtteranceLog.from_config(config)
         """The line each finished utterance leaves in the log."""
+        self.http_api = HttpApi(
+            {("POST", "/v1/detect"): self._detect}, max_body_bytes=config.max_detect_bytes
+        )
+        """Plain HTTP requests with a body (``http.py``)."""
+        self._detector = ThreadPoolExecutor(
+            1, thread_name_prefix="voxlive-detect", initializer=marking_thread
+        )
+        """Decodes and scores ``POST /v1/detect`` bodies, one at a time, beside the engine."""
         self.static = StaticFiles() if config.web else None
         """The demo page, the overlay and the JavaScript client (``demo_web/``)."""
         self._streams = itertools.count(1)
@@ -193,6 +225,10 @@ class App:
                 self.config.host,
                 self.config.port,
                 process_request=self._http,
+                # Requests with a body (POST /v1/detect) are answered before websockets
+                # sees them (``http.py``), which also times the opening handshake.
+                create_connection=self.http_api.connection_class(self.config.handshake_timeout_s),
+                open_timeout=None,
                 # Above the protocol's own limit (JSON may be 4 bytes a character), so the
                 # session answers oversize messages with message_too_big itself.
                 max_size=4 * self.config.max_message_bytes + 1024,
@@ -213,9 +249,12 @@ class App:
         finally:
             await self.loop.run_in_executor(None, self.batcher.stop, True, 5.0)
             self.frontend_pool.shutdown(wait=False, cancel_futures=True)
+            self._detector.shutdown(wait=False, cancel_futures=True)
             if self._owns_engine:
                 self.engine.close()
+            self.watermarker.close()
             await self.voices.close()  # the redis pool last
+            self.audit.close()
             logger.info("stopped")
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -311,6 +350,38 @@ class App:
             return self.static.respond(connection, request)
         return None
 
+    async def _detect(self, request: HttpRequest) -> HttpResponse:
+        """``POST /v1/detect``: does the audio in the body carry the watermark?"""
+        if self.keys.required:
+            values = request.header_values("authorization")
+            if len(values) != 1 or self.keys.check(bearer(values[0])) is None:
+                raise HttpError(
+                    HTTPStatus.UNAUTHORIZED,
+                    "auth_failed",
+                    "send an API key: Authorization: Bearer <key>",
+                    (("WWW-Authenticate", 'Bearer realm="voxlive"'),),
+                )
+        if not request.body:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "empty_body", "send the audio file as the body")
+        try:
+            result = await self.loop.run_in_executor(self._detector, self._score, request.body)
+        except ValueError as exc:
+            raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, "unreadable_audio", str(exc)) from None
+        return HttpResponse.json(HTTPStatus.OK, result)
+
+    def _score(self, data: bytes) -> dict[str, object]:
+        """Decode and score one file (the detector's thread)."""
+        audio, rate = decode_audio(data, DETECT_MAX_SECONDS)
+        value = detect(self.watermarker.net, audio, rate)
+        return {
+            "marked": value >= DETECT_THRESHOLD,
+            "score": round(value, 4),
+            "threshold": DETECT_THRESHOLD,
+            "seconds": round(len(audio) / rate, 3),
+            "sample_rate": rate,
+            "model": WATERMARK_MODEL,
+        }
+
     def metrics(self) -> str:
         """Every figure, in the Prometheus text format (``metrics.py``)."""
         return self.stats.render().decode()
@@ -381,6 +452,19 @@ class App:
         ]
         if closes:
             await asyncio.wait(closes, timeout=timeout_s)
+
+
+def _open_audit(target: str) -> AuditLog:
+    """The ``audit_log`` setting's log, opened.
+
+    Raises:
+        ConfigError: the file cannot be opened for appending (the message says why).
+    """
+    try:
+        return AuditLog.open(target)
+    except OSError as exc:
+        message = f"audit_log {target}: cannot append to it: {exc.strerror or exc}"
+        raise ConfigError("audit_log", message) from None
 
 
 def _load_words(path: str | None) -> TextFilter | None:

@@ -67,6 +67,12 @@ class Config:
         "Speak a few sentences at start, before taking connections, so that the first "
         "listeners do not wait while the engine builds its kernels (a few seconds).",
     )
+    watermark: bool = _setting(
+        True,
+        "Watermark every output with an imperceptible Perth watermark that `voxlive "
+        "detect` finds; false leaves the bundled voices' output unmarked (registered "
+        "voices are always marked). Logged loudly at start.",
+    )
     web: bool = _setting(
         True,
         "Serve the demo page at / and the OBS overlay at /overlay (static files from the "
@@ -203,6 +209,22 @@ class Config:
     max_reference_bytes: int = _setting(
         10 * 1024 * 1024, "Largest reference clip a client may upload (voice.register)."
     )
+    max_detect_bytes: int = _setting(
+        32 * 1024 * 1024,
+        "Largest audio file POST /v1/detect takes (it also takes at most 30 minutes of audio).",
+    )
+    require_consent: bool | None = _setting(
+        None,
+        "Refuse a voice registration (consent_required) unless it carries the speaker's "
+        "consent with granted true. Unset: required when keys_file is set. Either way a "
+        "consent sent is checked, stored with the voice and listed.",
+    )
+    audit_log: str = _setting(
+        "-",
+        "Where the audit log of cloned voices goes (registered, refused, used, deleted; "
+        "JSON lines, never audio or text): - for the logger voxlive.audit, else a file "
+        "appended to.",
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -246,11 +268,19 @@ class Config:
                 "graceful_shutdown_s",
                 f"graceful_shutdown_s must be ≥ 0 seconds, got {self.graceful_shutdown_s}",
             )
+        if not self.audit_log.strip():
+            raise ConfigError("audit_log", "audit_log must be - (the log) or a file path")
         if not (math.isfinite(self.slow_consumer_timeout_s) and self.slow_consumer_timeout_s > 0):
             raise ConfigError(
                 "slow_consumer_timeout_s",
                 f"slow_consumer_timeout_s must be > 0 seconds, got {self.slow_consumer_timeout_s}",
             )
+
+    def consent_required(self) -> bool:
+        """``require_consent``, or, unset, whether API keys are on (``keys_file``)."""
+        if self.require_consent is not None:
+            return self.require_consent
+        return self.keys_file is not None
 
     def voice_names(self) -> tuple[str, ...]:
         """The ``voices`` setting as names, in order, once each."""

@@ -8,8 +8,9 @@ at once) the client is closed with 4008 and its work cancelled.
 
 The server's policy on a session lives here too: the ``hello`` token against the API
 keys (``keys.py``), blocked words and rate limits on each new utterance (the session's
-``admit`` hook; ``limits.py``, ``textfilter.py``), voice registrations per hour, and
-the handshake and idle timeouts.
+``admit`` hook; ``limits.py``, ``textfilter.py``), the speaker's consent and voice
+registrations per hour, and the handshake and idle timeouts. What happens to registered
+voices goes to the audit log (``audit.py``).
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ from voxlive.protocol.messages import (
 from voxlive.protocol.session import Session
 from voxlive.protocol.types import CloseCode, UtteranceId
 
+from .audit import Actor
 from .keys import Principal
 from .limits import TokenBucket, retry_after_ms
+from .store import Scope
 from .textfilter import StreamCheck
 from .utterance import Utterance
 from .voices import Owner, RegistrationError, summary_of
@@ -62,6 +65,11 @@ logger = logging.getLogger(__name__)
 SLOW_CLOSE_TIMEOUT_S = 10.0
 BLOCKED_TEXT = "the text contains a blocked word or phrase"
 """The ``text_rejected`` message: it never repeats the client's text."""
+NO_CONSENT = (
+    "this server registers a voice only with its speaker's consent: send consent with "
+    "granted true (SPEC.md §4.6)"
+)
+CONSENT_DENIED = "the consent sent says the speaker does not consent (granted false)"
 
 
 class Connection:
@@ -115,6 +123,8 @@ class Connection:
         self.last_active = time.monotonic()
         """When the client last sent something, or the last utterance ended."""
         self._checks: dict[UtteranceId, StreamCheck] = {}  # streamed text vs blocked words
+        self._voiced: dict[UtteranceId, tuple[str, Scope]] = {}
+        """Utterances speaking in a registered voice: its id and scope (for the audit)."""
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closer: asyncio.Future[None] | None = None
 
@@ -160,6 +170,7 @@ class Connection:
                 timer.cancel()
             self.cancel_all()
             await self._forget_voices()
+            self.app.audit.session_ended(self.key)
             await self._close(writer)
 
     async def _forget_voices(self) -> None:
@@ -200,7 +211,7 @@ class Connection:
                 elif u := self.utterances.get(event.id):
                     u.cancel()
             case VoiceRegister():
-                if self._may_register(event):
+                if self._consented(event) and self._may_register(event):
                     self._spawn(self._register(event))
             case VoiceList():
                 self._spawn(self._list(event))
@@ -280,6 +291,20 @@ class Connection:
         u.fail(Error("text_rejected", BLOCKED_TEXT, u.id))
         return False
 
+    def _consented(self, event: VoiceRegister) -> bool:
+        """The speaker's consent, where the server requires it (SPEC.md §4.6, v1.7).
+
+        Checked before the hourly quota, which a refused registration does not use.
+        """
+        if not self.app.capabilities.consent_required:
+            return True
+        if event.consent is not None and event.consent.granted:
+            return True
+        text = NO_CONSENT if event.consent is None else CONSENT_DENIED
+        self.session.send_voice_error(Error("consent_required", text, event.id))
+        self.app.audit.refused(self.actor(), event, "consent_required")
+        return False
+
     def _may_register(self, event: VoiceRegister) -> bool:
         """Voice registrations per hour, per key (per address without one)."""
         key = None if self.principal is None else self.principal.key_id
@@ -290,6 +315,7 @@ class Connection:
         limit = self.app.config.registrations_per_hour
         text = f"more than {limit} voice registrations in an hour; retry after {ms} ms"
         self.session.send_voice_error(Error("rate_limited", text, event.id, True, ms))
+        self.app.audit.refused(self.actor(), event, "rate_limited")
         return False
 
     def _arm(self, name: str, delay_s: float, check: Callable[[], None]) -> None:
@@ -327,6 +353,11 @@ class Connection:
         """Whose voices this session's requests see: its own and its tenant's (SPEC.md §4.6)."""
         return Owner(self.owner, self.tenant)
 
+    def actor(self) -> Actor:
+        """This session as the audit log names it."""
+        key = None if self.principal is None else self.principal.key_id
+        return Actor(self.key, self.ip, self.app.instance, self.tenant, key)
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
@@ -337,13 +368,16 @@ class Connection:
             done = await self.app.voices.register(event, self._voice_owner())
         except RegistrationError as exc:
             self.session.send_voice_error(Error(exc.code, exc.message, event.id))
+            self.app.audit.refused(self.actor(), event, exc.code)
         except Exception:
             self.log.error("voice registration %s failed", event.id, exc_info=True)
             self.session.send_voice_error(Error("internal", "registration failed", event.id))
+            self.app.audit.refused(self.actor(), event, "internal")
         else:
             profile = done.profile
             ready = VoiceReady(event.id, profile.voice_id, done.cached, summary_of(profile))
             self.session.send_voice_ready(ready)
+            self.app.audit.registered(self.actor(), event.id, profile, cached=done.cached)
         self.flush()
 
     async def _list(self, event: VoiceList) -> None:
@@ -359,12 +393,15 @@ class Connection:
 
     async def _delete(self, event: VoiceDelete) -> None:
         try:
-            deleted = await self.app.voices.delete(event.voice, self._voice_owner())
+            profile = await self.app.voices.remove(event.voice, self._voice_owner())
         except Exception:
             self.log.error("voice.delete %s failed", event.id, exc_info=True)
             error = Error("internal", "deleting the voice failed", event.id, about="request")
             self.session.send_error(error)
         else:
+            if profile is not None:
+                self.app.audit.deleted(self.actor(), profile)
+            deleted = profile is not None
             self.session.send_voice_deleted(VoiceDeleted(event.id, event.voice, deleted))
         self.flush()
 
@@ -382,13 +419,23 @@ class Connection:
             message = "voice adaptation is not available on this server; the voice is registered"
             u.fail(Error("unsupported", message, u.id))
         else:
+            if not u.finished:  # else forgotten already: nothing to count
+                self._voiced[u.id] = (profile.voice_id, profile.scope)
             u.release(self.app.adapter.transform_for(profile))
 
     def forget(self, u: Utterance) -> None:
         if self.utterances.get(u.id) is u:
             del self.utterances[u.id]
             self._checks.pop(u.id, None)
+            self._count_use(u)
             self.last_active = time.monotonic()  # the idle time starts now
+
+    def _count_use(self, u: Utterance) -> None:
+        """An utterance ended: one use of its registered voice if it spoke (the audit's)."""
+        voiced = self._voiced.pop(u.id, None)
+        if voiced is not None and u.output.sent:
+            voice, scope = voiced
+            self.app.audit.used(self.actor(), voice, scope, u.output.sent / u.out_rate)
 
     def cancel_all(self) -> None:
         for u in list(self.utterances.values()):
@@ -434,6 +481,7 @@ class Connection:
         self.app.stats.slow_consumer_closes.inc()
         for u in list(self.utterances.values()):
             u.abandon()
+            self._count_use(u)
         self.utterances.clear()
         self.outbox.clear()
         self.outbox_bytes = 0

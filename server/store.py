@@ -23,6 +23,9 @@ from typing import Any, Literal, Protocol
 
 import msgpack
 
+from voxlive.protocol.messages import Consent
+from voxlive.protocol.schema import consent_from_wire, consent_to_wire
+
 __all__ = [
     "MemoryVoiceStore",
     "Owner",
@@ -72,6 +75,8 @@ class VoiceProfile:
     created: float = field(default_factory=time.time)
     tenant: str | None = None
     """Tenant of the session that registered it: a persistent voice is that tenant's."""
+    consent: Consent | None = None
+    """The speaker's consent its registration carried (SPEC.md §4.6, v1.7), if any."""
 
     def to_bytes(self) -> bytes:
         data: bytes = msgpack.packb(
@@ -85,6 +90,7 @@ class VoiceProfile:
                 "owner": self.owner,
                 "created": self.created,
                 "tenant": self.tenant,
+                "consent": None if self.consent is None else consent_to_wire(self.consent),
             }
         )
         return data
@@ -104,6 +110,7 @@ class VoiceProfile:
                 owner=d["owner"],
                 created=float(d["created"]),
                 tenant=d.get("tenant"),  # absent from profiles stored before tenants
+                consent=_stored_consent(d.get("consent")),  # absent before consents
             )
         except Exception as exc:  # msgpack and KeyError/TypeError alike
             raise ValueError("not a stored voice profile") from exc
@@ -313,6 +320,20 @@ def usable_by(profile: VoiceProfile, owner: Owner | None) -> bool:
     if profile.tenant != owner.tenant:
         return False
     return profile.scope == "persistent" or profile.owner == owner.session
+
+
+def _stored_consent(value: object) -> Consent | None:
+    """A stored profile's consent, read as strictly as a client's (``None``: none).
+
+    Raises:
+        TypeError: it is not a map.
+        InvalidMessage: it is not a consent map (a key missing, unknown or ill-typed).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError("a stored consent is a map")
+    return consent_from_wire(value, "stored consent")
 
 
 def _session_voice_of(profile: VoiceProfile, session: str) -> bool:

@@ -25,7 +25,7 @@ import logging
 import secrets
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from time import monotonic
 from typing import Final
 
@@ -168,6 +168,7 @@ class Voices:
             scope=event.scope,
             owner=owner.session,
             tenant=owner.tenant,
+            consent=event.consent,
         )
         await self._put(profile, event, owner)
         return Registered(profile, cached=False)
@@ -201,11 +202,15 @@ class Voices:
         copied from the oldest (the name asked for, else a new one). No known profile is
         changed, but for one this owner can use under the name it asked for, which the
         new one replaces (SPEC.md §4.6: registering under a usable voice's name).
+        A consent the request carries is recorded on the voice it is answered with.
         """
         self.cache_hits += 1
         for p in known:
             named = event.name is None or p.voice_id == event.name
             if named and p.scope == event.scope and usable_by(p, owner):
+                if event.consent is not None and event.consent != p.consent:
+                    p = replace(p, consent=event.consent)
+                    await self.store.put(p)
                 return Registered(p, cached=True)
         source = known[0]
         profile = VoiceProfile(
@@ -217,6 +222,7 @@ class Voices:
             scope=event.scope,
             owner=owner.session,
             tenant=owner.tenant,
+            consent=event.consent,
         )
         await self._put(profile, event, owner)
         return Registered(profile, cached=True)
@@ -258,15 +264,20 @@ class Voices:
         """The persistent voices of ``owner``'s tenant and those of its session."""
         profiles = await self.store.list(owner=owner)
         return tuple(
-            VoiceInfo(p.voice_id, p.scope, summary_of(p))
+            VoiceInfo(p.voice_id, p.scope, summary_of(p), p.consent)
             for p in sorted(profiles, key=lambda p: p.voice_id)
         )
 
     async def delete(self, voice: str, owner: Owner) -> bool:
         """Delete ``voice`` if ``owner`` can see it; return whether it did."""
-        if await self.find(voice, owner) is None:
-            return False
-        return await self.store.delete(voice)
+        return await self.remove(voice, owner) is not None
+
+    async def remove(self, voice: str, owner: Owner) -> VoiceProfile | None:
+        """Delete ``voice`` if ``owner`` can see it; return the profile deleted, if any."""
+        profile = await self.find(voice, owner)
+        if profile is None or not await self.store.delete(voice):
+            return None
+        return profile
 
     async def drop_session(self, owner: str) -> None:
         """Forget the session-scoped voices of the session ``owner`` (its connection closed)."""

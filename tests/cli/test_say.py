@@ -47,12 +47,14 @@ def test_without_emotion_pitch_or_volume_the_output_is_the_plain_engine(
 ) -> None:
     text = "Welcome back, everyone. It is good to see you."
     out = tmp_path / "plain.wav"
-    assert main(["say", text, "-o", str(out), "--seed", "3"]) == 0
+    # Unmarked, to compare with the engine (test_watermark_voice.py: say marks by default).
+    assert main(["say", text, "-o", str(out), "--seed", "3", "--no-watermark"]) == 0
     (want,) = shared_voice.synthesize_texts([text], SynthesisParams(seed=3))
     assert np.array_equal(pcm(out), as_pcm(want))
     # Neutral by name, at any intensity, with zero pitch/volume: the same samples.
     named = tmp_path / "neutral.wav"
     flags = ["--emotion", "neutral", "--intensity", "1", "--pitch", "0", "--volume", "0"]
+    flags.append("--no-watermark")
     assert main(["say", text, "-o", str(named), "--seed", "3", *flags]) == 0
     assert named.read_bytes() == out.read_bytes()
 
@@ -63,7 +65,8 @@ def test_file_lines_without_emotion_are_the_plain_engine_batch(tmp_path, shared_
     path = tmp_path / "lines.txt"
     path.write_text("\n".join(lines) + "\n")
     outdir = tmp_path / "out"
-    assert main(["say", "-f", str(path), "-o", str(outdir), "--seed", "5", "--batch", "2"]) == 0
+    flags = ["--seed", "5", "--batch", "2", "--no-watermark"]
+    assert main(["say", "-f", str(path), "-o", str(outdir), *flags]) == 0
     # What `say -f` has always done: every line's sentences in one batch, seeds per line.
     params = SynthesisParams(seed=5)
     groups = [

@@ -34,6 +34,7 @@ CHOICES = {
     "voice": "zh",
     "trusted_proxies": "10.0.0.0/8",
     "allowed_origins": "https://example.com",
+    "require_consent": "true",
 }
 """Settings whose strings name something, and a valid value other than the default."""
 

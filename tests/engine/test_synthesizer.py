@@ -41,10 +41,11 @@ def reference_wav(synth) -> bytes:
     return buf.getvalue()
 
 
-def test_without_a_reference_the_bundled_voice_speaks_unchanged(synth) -> None:
+def test_without_a_reference_the_bundled_voice_speaks_unchanged_but_for_the_mark(synth) -> None:
     got = synth.tts("Hello there, friend.", seed=1)
     (want,) = synth.voice.synthesize_texts(["Hello there, friend."], SynthesisParams(seed=1))
-    assert np.array_equal(got, want)
+    assert np.array_equal(got, synth.watermarker.mark([want], RATE)[0])
+    assert not np.array_equal(got, want)
 
 
 def test_a_reference_voice_is_fitted_and_sounds_closer(synth, reference_wav) -> None:
@@ -82,7 +83,8 @@ def test_pitch_scale_moves_the_pitch(synth) -> None:
 
 def test_neutral_with_no_pitch_or_volume_is_the_plain_engine_output(synth) -> None:
     text = "Neutral, at full intensity."
-    (want,) = synth.voice.synthesize_texts([text], SynthesisParams(seed=6))
+    (plain,) = synth.voice.synthesize_texts([text], SynthesisParams(seed=6))
+    want = synth.watermarker.mark([plain], RATE)[0]  # and the watermark
     for emotion in (None, "neutral", "中性"):
         got = synth.tts(text, emotion=emotion, intensity=1.0, seed=6)
         assert np.array_equal(got, want), emotion

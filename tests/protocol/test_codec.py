@@ -202,6 +202,8 @@ def test_welcome_wire_map_announces_mono_audio_and_capabilities() -> None:
         "voice_registration": False,  # v1.2
         "emotion_aliases": {},  # v1.3
         "builtin_voices": [],  # v1.4
+        "consent_required": False,  # v1.7
+        "watermark": None,  # v1.7
     }
 
 

@@ -25,9 +25,12 @@ UNLIMITED: dict[str, Any] = {
     "utterances_per_s_per_key": 0.0,
     "registrations_per_hour": 0,
     "messages_per_s": 0.0,
+    "watermark": False,
 }
 """Rate limits off: tests send bursts from one address that a deployed server's
-defaults refuse (``test_limits.py`` turns each back on through ``overrides``)."""
+defaults refuse (``test_limits.py`` turns each back on through ``overrides``). The
+built-in voices unmarked, so that tests can compare the server's audio with the
+engine's (``test_watermark.py`` turns it on; registered voices are marked anyway)."""
 
 _load_speaker = SpeakerEncoder.load
 """The real loader, kept apart from tests that redirect ``SpeakerEncoder.load`` here."""

@@ -143,7 +143,11 @@ def test_streamed_emotional_text_has_no_clicks_at_the_seams(server_voice):
             await ws.send(encode_client(End(uid)))
             messages, frames, done = await collect(ws, {"s"}, timeout=120)
             (started,) = [m for m in messages if isinstance(m, Started)]
-            return pcm_of(frames[started.stream]), done["s"], app.engine.center_hz
+            return (
+                pcm_of(frames[started.stream]),
+                done["s"],
+                app.engine.engine.center_hz,
+            )  # inside the marking wrapper
 
     streamed, done, center_hz = run(main())
     assert done.status == "completed"

@@ -58,6 +58,8 @@ def test_a_recorded_voice_registers_is_listed_and_speaks(server_voice, microphon
                 ".textContent.includes('press Register')"
             )
             await page.fill("#voice-name", "mic-voice")
+            await page.fill("#voice-speaker", "The espeak-ng speaker")
+            await page.check("#voice-consent")
             await page.click("#register")
             await page.wait_for_selector("#voice-summary[data-voice=mic-voice]", timeout=60000)
             summary = await page.text_content("#voice-summary")

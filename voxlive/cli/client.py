@@ -4,7 +4,8 @@
 ``-f lines.txt -o OUTDIR/`` every non-empty line becomes ``0001.wav``, ``0002.wav`` …
 (in line order), all sent at once over one connection. ``--voice ref.wav``
 registers that reference clip first (session scope) and speaks in its voice
-(``--voice-file``, its earlier name, still works).
+(``--voice-file``, its earlier name, still works); ``--consent-by NAME`` sends the
+speaker's consent with it (``--consent-method``, ``--consent-at``, ``--consent-statement``).
 ``--emotion NAME [--intensity X]``, ``--pitch ST`` and ``--volume DB`` shape the
 delivery (SPEC.md §4.4.1). Exit status: 0 when all went well; 2 when the connection
 failed, the clip was refused or a single text could not be spoken; 1 when some lines
@@ -16,17 +17,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import UTC, datetime
 from typing import Final
 
 from voxlive.bench.texts import read_lines
-from voxlive.client import Client, ClientError, Result, SpeakKwargs
+from voxlive.client import Client, ClientError, Consent, Result, SpeakKwargs
+from voxlive.protocol.client_requests import check_consent
 from voxlive.protocol.controls import INTENSITY, PITCH, SPEED, VOLUME
 
-__all__ = ["options_from_args", "run_client"]
+__all__ = ["consent_from_args", "options_from_args", "run_client"]
 
 EXIT_OK: Final = 0
 EXIT_SOME_FAILED: Final = 1
 EXIT_FAILED: Final = 2
+CONSENT_METHOD: Final = "stated to the voxlive client user"
+"""``consent.method`` when ``--consent-by`` comes without ``--consent-method``."""
+_CONSENT_DETAILS: Final = ("consent_method", "consent_at", "consent_statement")
 
 
 def run_client(args: argparse.Namespace) -> int:
@@ -39,6 +45,7 @@ def run_client(args: argparse.Namespace) -> int:
     from ..loop import run_loop
 
     options_from_args(args, 0)  # usage errors before connecting
+    consent_from_args(args)
     lines = None if args.file is None else read_lines(args.file)
     try:
         if lines is None:
@@ -52,7 +59,10 @@ def run_client(args: argparse.Namespace) -> int:
 async def _use_voice_file(c: Client, args: argparse.Namespace) -> str | None:
     """Register the ``--voice`` clip; return its voice id, or ``None`` after reporting why not."""
     try:
-        ready = await asyncio.wait_for(c.register_voice(args.voice_file), args.timeout)
+        consent = consent_from_args(args)
+        ready = await asyncio.wait_for(
+            c.register_voice(args.voice_file, consent=consent), args.timeout
+        )
     except (OSError, ValueError) as exc:
         _say(f"cannot register {args.voice_file}: {exc}")
         return None
@@ -67,6 +77,35 @@ async def _use_voice_file(c: Client, args: argparse.Namespace) -> str | None:
     usable = ready.summary.get("usable_s")
     _say(f"registered voice {ready.voice} ({usable} s usable{', cached' if ready.cached else ''})")
     return ready.voice
+
+
+def consent_from_args(args: argparse.Namespace) -> Consent | None:
+    """The consent ``--consent-by`` and its companions describe; ``None`` without it.
+
+    ``--consent-at`` defaults to now (UTC, to the second).
+
+    Raises:
+        ValueError: ``--consent-by`` without ``--voice``, a companion flag without
+            ``--consent-by``, or a value the server would refuse (a blank name or
+            method, a time that is not ISO 8601, …); the message names the flag.
+    """
+    by = getattr(args, "consent_by", None)
+    if by is None:
+        given = [d for d in _CONSENT_DETAILS if getattr(args, d, None) is not None]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise ValueError(f"{flag} needs --consent-by (who consents)")
+        return None
+    if getattr(args, "voice_file", None) is None:
+        raise ValueError("--consent-by needs --voice (the clip whose speaker consents)")
+    at = args.consent_at or datetime.now(UTC).isoformat(timespec="seconds")
+    method = args.consent_method or CONSENT_METHOD
+    consent = Consent(True, by, method, at, args.consent_statement)
+    try:
+        check_consent(consent)
+    except ValueError as exc:  # "consent.at must be …" → "--consent-at must be …"
+        raise ValueError(str(exc).replace("consent.", "--consent-", 1)) from None
+    return consent
 
 
 def options_from_args(args: argparse.Namespace, line: int) -> SpeakKwargs:

@@ -165,7 +165,14 @@ def write_demo_grid(
     for expression in expressions:
         check_rate(expression, params)
     n = len(clips)
-    audio = render(synth.voice, [result] * n, expressions, [params] * n, max_batch=max_batch)
+    audio = render(
+        synth.voice,
+        [result] * n,
+        expressions,
+        [params] * n,
+        max_batch=max_batch,
+        marker=synth.watermarker,
+    )
     n_phones = spoken_phonemes(result)
     rate = synth.sample_rate
     judge = mos_judge.mos if mos_judge.available() else None

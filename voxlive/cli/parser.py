@@ -110,6 +110,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="reference clip (3–30 s of speech; WAV, FLAC, OGG or MP3) to speak like",
     )
+    say.add_argument(
+        "--no-watermark",
+        dest="watermark",
+        action="store_false",
+        help="leave the output unmarked (a --voice clone is marked all the same; see "
+        "`voxlive detect`)",
+    )
+
+    detect = add_command(
+        sub,
+        "detect",
+        "tell whether audio files carry voxlive's watermark",
+        "Read each FILE (any format the sound library reads: WAV, FLAC, OGG, MP3, ...) and\n"
+        "look for the Perth watermark voxlive puts on everything it speaks. Prints one line\n"
+        "a file (with --json, one JSON array). Exit status: 0 when every file is marked; 1\n"
+        "when a file is not marked; 2 when a file cannot be read (2 wins over 1).",
+        "  voxlive detect clip.wav\n"
+        "  voxlive detect --json downloads/*.mp3 | jq '.[] | select(.marked)'",
+    )
+    detect.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files")
+    detect.add_argument("--json", action="store_true", help="JSON on stdout")
+    detect.add_argument(
+        "--device", default="cpu", help="where the detector runs: cpu, cuda or cuda:N"
+    )
 
     emotions = add_command(
         sub,
@@ -161,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # The flag's earlier name, kept working for scripts that use it.
     client.add_argument("--voice-file", dest="voice_file", type=Path, help=argparse.SUPPRESS)
+    _consent_options(client)
 
     bench = add_command(
         sub,
@@ -271,6 +296,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between danmaku comments",
     )
     page.add_argument("--json", action="store_true", help="JSON on stdout")
+    wm = add_command(
+        bench_sub,
+        "watermark",
+        "the watermark's cost, robustness and false positives",
+        "Speak the bench sentences with the bundled voice, then mark them as the server\n"
+        "does (streamed, batched) and as `say` does (whole clips): cost against the engine,\n"
+        "first-chunk delay, detection after 16 kHz, MP3 64 kbps, ±6 dB and cut ends, and\n"
+        "false positives on the same clips unmarked and on espeak-ng's speech.",
+        "  voxlive bench watermark --json\n  voxlive bench watermark --mos",
+    )
+    wm.add_argument("--mos", action="store_true", help="also Distill-MOS, marked and not")
+    wm.add_argument(
+        "--strength", type=float, metavar="S", help="the mark's strength (default: the product's)"
+    )
+    wm.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    wm.add_argument("--json", action="store_true", help="JSON on stdout")
     hostile = add_command(
         bench_sub,
         "hostile",
@@ -387,6 +428,30 @@ def _controls(p: argparse.ArgumentParser, *, intensity_default: str) -> None:
     )
 
 
+def _consent_options(p: argparse.ArgumentParser) -> None:
+    """The speaker's consent sent with ``--voice`` (SPEC.md §4.6, v1.7)."""
+    p.add_argument(
+        "--consent-by",
+        metavar="NAME",
+        help="with --voice: the speaker, who consents to the voice being cloned (their "
+        "name or id); sends consent with granted true (servers with API keys require it)",
+    )
+    p.add_argument(
+        "--consent-method",
+        metavar="HOW",
+        help="how the speaker consented, e.g. 'signed form', 'recorded verbal statement', "
+        "'self (own voice)' (default: 'stated to the voxlive client user')",
+    )
+    p.add_argument(
+        "--consent-at",
+        metavar="WHEN",
+        help="when, as an ISO 8601 date or date-time, e.g. 2024-05-01 (default: now)",
+    )
+    p.add_argument(
+        "--consent-statement", metavar="TEXT", help="the consent's wording or a note (optional)"
+    )
+
+
 def _client_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default="ws://127.0.0.1:8765", help="server address")
     p.add_argument(
@@ -449,6 +514,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .say import run_say
 
         return run_say(args)
+    if args.command == "detect":
+        from .detect import run_detect
+
+        return run_detect(args)
     if args.command == "emotions":
         from .emotions import run_emotions
 
@@ -488,6 +557,12 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"voxlive bench page: {exc}", file=sys.stderr)
             return 2
         print(json.dumps(report, indent=2) if args.json else format_page_report(report))
+        return 0
+    if args.command == "bench" and args.target == "watermark":
+        from voxlive.bench.watermark import bench_watermark, format_watermark
+
+        report = bench_watermark(device=args.device, with_mos=args.mos, strength=args.strength)
+        print(json.dumps(report, indent=2) if args.json else format_watermark(report))
         return 0
     if args.command == "bench" and args.target in ("hostile", "soak"):
         from voxlive.bench.hostile import (

@@ -107,7 +107,12 @@ def run_say(args: argparse.Namespace) -> int:
     else:
         for clip in grid_clips():
             check_rate(Expression.create(emotion=clip.emotion, intensity=clip.intensity), params)
-    synth = Synthesizer(device=args.device, precision=args.precision)
+    synth = Synthesizer(device=args.device, precision=args.precision, watermark=args.watermark)
+    if not args.watermark:
+        print(
+            "voxlive: WATERMARK OFF: the output is not marked (a --voice clone still is)",
+            file=sys.stderr,
+        )
     voice = None
     if args.voice is not None:
         try:
@@ -143,7 +148,7 @@ def _say_one(
         print(f"voxlive: {exc.code}: {exc}", file=sys.stderr)
         return 2
     _report_warnings(result.warnings)
-    (audio,) = render(synth.voice, [result], [expression], [params])
+    (audio,) = render(synth.voice, [result], [expression], [params], marker=synth.watermarker)
     write_wav(output, audio, synth.sample_rate)
     return 0
 
@@ -182,6 +187,7 @@ def _say_lines(
         [expression] * len(results),
         [params.offset_seed(n) for n in numbers],
         max_batch=max_batch,
+        marker=synth.watermarker,
     )
     for n, samples in zip(numbers, audio, strict=True):
         write_wav(outdir / f"{n:04d}.wav", samples, synth.sample_rate)

@@ -13,12 +13,21 @@ from typing import Any, Final, Literal
 
 from voxlive.server.config import Config, env_name, flag_name
 
-__all__ = ["ALIASES", "add_settings"]
+__all__ = ["ALIASES", "NEGATIONS", "add_settings"]
 
 ALIASES: Final[dict[str, tuple[str, ...]]] = {"redis_url": ("--redis",)}
 """Other names a setting's flag answers to (``--redis`` is the documented short form)."""
+NEGATIONS: Final[dict[str, str]] = {"watermark": "--no-watermark"}
+"""Boolean settings with a flag of no value that turns them off (``--no-watermark`` is
+``--watermark false``)."""
 
-_METAVARS: Final = {"host": "ADDRESS", "redis_url": "URL", "device": "DEVICE", "token": "TOKEN"}
+_METAVARS: Final = {
+    "host": "ADDRESS",
+    "redis_url": "URL",
+    "device": "DEVICE",
+    "token": "TOKEN",
+    "audit_log": "PATH",
+}
 
 
 def add_settings(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +43,14 @@ def add_settings(parser: argparse.ArgumentParser) -> None:
             help=f"{_phrase(f.metadata['doc'])} (default: {_shown(f.default)}; "
             f"env {env_name(f.name)})".replace("%", "%%"),
         )
+        if f.name in NEGATIONS:
+            parser.add_argument(
+                NEGATIONS[f.name],
+                dest=f.name,
+                action="store_const",
+                const="false",
+                help=f"the same as {flag_name(f.name)} false",
+            )
 
 
 def _metavar(name: str, kind: Any) -> str:
