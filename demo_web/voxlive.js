@@ -19,7 +19,7 @@ const ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 /** The speak options of SPEC.md §4.4, by their wire names. */
 export const SPEAK_OPTIONS = [
   "voice", "lang", "emotion", "intensity", "speed", "pitch", "volume",
-  "priority", "deadline_ms", "timestamps", "seed",
+  "priority", "deadline_ms", "timestamps", "seed", "cache",
 ];
 
 /** Codes with which the server rejects an utterance's opening message: no `done` follows. */

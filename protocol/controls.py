@@ -19,6 +19,7 @@ from typing import Final, Generic, TypeVar
 __all__ = [
     "CONTROLS",
     "DEADLINE_MS",
+    "DEFAULT_SEED",
     "INTENSITY",
     "PITCH",
     "SEED",
@@ -115,6 +116,9 @@ DEADLINE_MS: Final[Control[int]] = Control(
 SEED: Final[Control[int]] = Control(
     "seed", 0, 2**63 - 1, None, "", "noise seed, for reproducible output"
 )
+DEFAULT_SEED: Final = 0
+"""The seed of an utterance that sets none (SPEC.md §4.4, v1.8): the same text with the
+same options sounds the same, so a server can replay a repeated line from its cache."""
 
 CONTROLS: Final[tuple[Control[float] | Control[int], ...]] = (
     INTENSITY,

@@ -104,7 +104,11 @@ class SpeakOptions:
     timestamps: bool = False
     """Ask for ``marks`` messages with word and phoneme timings."""
     seed: int | None = None
-    """Random seed (0 – 2**63−1) for reproducible synthesis; ``None`` lets the server pick."""
+    """Random seed (0 – 2**63−1) for reproducible synthesis; ``None``: the server's fixed
+    default (``controls.DEFAULT_SEED``, v1.8)."""
+    cache: bool = True
+    """May the server answer from its cache of repeated lines (v1.8); left out on the
+    wire when true (a server before v1.8 refuses unknown fields)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,6 +254,7 @@ def _options(f: Fields) -> SpeakOptions:
         deadline_ms=f.get_opt_int(DEADLINE_MS.name, lo=DEADLINE_MS.min, hi=DEADLINE_MS.max),
         timestamps=f.get_bool("timestamps", False),
         seed=f.get_opt_int(SEED.name, lo=SEED.min, hi=SEED.max),
+        cache=f.get_bool("cache", True),
     )
 
 
@@ -309,6 +310,8 @@ def flat_options(options: SpeakOptions | None) -> Wire:
         del wire[INTENSITY.name]
     if "lang" in wire and wire["lang"] is None:
         del wire["lang"]  # v1.4: a server before it refuses unknown fields
+    if wire.get("cache") is True:
+        del wire["cache"]  # v1.8, likewise
     return wire
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -38,6 +38,7 @@ from voxlive.protocol.types import CloseCode, StreamId
 
 from .audit import AuditLog
 from .batcher import Batcher
+from .cache import AudioCache, engine_identity
 from .config import Config, ConfigError
 from .connection import Connection
 from .http import HttpApi, HttpError, HttpRequest, HttpResponse
@@ -45,6 +46,8 @@ from .keys import KeyRing, OriginPolicy, Principal, bearer
 from .limits import Quotas, client_ip, parse_networks
 from .logs import UtteranceLog
 from .metrics import CONTENT_TYPE, Metrics
+from .openapi import openapi_document
+from .speech import SpeechApi
 from .static import StaticFiles
 from .store import open_store
 from .textfilter import TextFilter
@@ -154,6 +157,8 @@ class App:
         if vits is not None:
             self.adapter = VoiceAdapter(vits.probe, vits.sample_rate)
         self.voices.adapter = self.adapter
+        self.audio_cache = _open_cache(config, self.engine)
+        """Repeated lines' audio (``cache.py``); ``None`` with ``cache_bytes`` 0."""
         self.frontend_pool = ThreadPoolExecutor(
             config.frontend_threads, thread_name_prefix="voxlive-frontend"
         )
@@ -164,10 +169,23 @@ class App:
         """This server's figures (``/metrics``), in a registry of its own."""
         self.utterance_log = UtteranceLog.from_config(config)
         """The line each finished utterance leaves in the log."""
-        self.http_api = HttpApi(
-            {("POST", "/v1/detect"): self._detect}, max_body_bytes=config.max_detect_bytes
+        self.speech_api = SpeechApi(
+            self.run_session,
+            [(v.name, v.language) for v in voices],
+            config.max_text_chars,
         )
-        """Plain HTTP requests with a body (``http.py``)."""
+        """OpenAI-compatible speech over HTTP (``speech.py``)."""
+        self.http_api = HttpApi(
+            {
+                ("POST", "/v1/detect"): self._detect,
+                ("POST", "/v1/audio/speech"): self.speech_api.speech,
+                ("GET", "/v1/models"): self.speech_api.models,
+                ("GET", "/v1/audio/voices"): self.speech_api.voices,
+                ("GET", "/openapi.json"): self._openapi,
+            },
+            max_body_bytes=config.max_detect_bytes,
+        )
+        """The HTTP API on the WebSocket's port (``http.py``)."""
         self._detector = ThreadPoolExecutor(
             1, thread_name_prefix="voxlive-detect", initializer=marking_thread
         )
@@ -216,6 +234,7 @@ class App:
             self.frontend_pool,
             self.stats,
             self.utterance_log,
+            cache=self.audio_cache,
         )
         if engine_thread:
             self.batcher.start()
@@ -253,9 +272,20 @@ class App:
             if self._owns_engine:
                 self.engine.close()
             self.watermarker.close()
+            if self.audio_cache is not None:
+                await self.audio_cache.close()
             await self.voices.close()  # the redis pool last
             self.audit.close()
             logger.info("stopped")
+
+    async def run_session(self, ws: Any) -> None:
+        """One session on ``ws``: a WebSocket, or an HTTP request's in-memory socket
+        (``speech.py``) that behaves as one."""
+        await self._handle(ws)
+
+    async def _openapi(self, request: HttpRequest) -> HttpResponse:
+        """``GET /openapi.json``: the HTTP API's description (``openapi.py``)."""
+        return HttpResponse.json(HTTPStatus.OK, openapi_document(self))
 
     async def _handle(self, ws: ServerConnection) -> None:
         ip = self.client_ip(ws)
@@ -401,6 +431,8 @@ class App:
             "connections": len(self.connections),
             "utterances_inflight": sum(len(c.utterances) for c in self.connections),
         }
+        if self.audio_cache is not None:
+            values |= self.audio_cache.figures()
         if not hasattr(self, "batcher"):  # scraped before serve() started it
             return values
         batcher = self.batcher
@@ -465,6 +497,19 @@ def _open_audit(target: str) -> AuditLog:
     except OSError as exc:
         message = f"audit_log {target}: cannot append to it: {exc.strerror or exc}"
         raise ConfigError("audit_log", message) from None
+
+
+def _open_cache(config: Config, engine: Engine) -> AudioCache | None:
+    """The cache of repeated lines the settings ask for (``cache_bytes``, ``redis_url``)."""
+    if not config.cache_bytes:
+        return None
+    return AudioCache(
+        config.cache_bytes,
+        watermark_all=config.watermark,
+        engine=engine_identity(engine, config.precision, config.voice),
+        redis_url=config.redis_url,
+        ttl_s=config.cache_ttl_s,
+    )
 
 
 def _load_words(path: str | None) -> TextFilter | None:

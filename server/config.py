@@ -25,7 +25,7 @@ __all__ = ["ENV_PREFIX", "Config", "ConfigError", "env_name", "flag_name", "pars
 ENV_PREFIX = "VOXLIVE_"
 BUILTIN_VOICES = ("en", "zh")
 """The built-in voices a server can load: the English VITS voice, the Mandarin one."""
-_ZERO_IS_OFF = frozenset({"registrations_per_hour"})
+_ZERO_IS_OFF = frozenset({"registrations_per_hour", "cache_bytes"})
 """Count settings for which 0 means no limit."""
 
 _T = TypeVar("_T")
@@ -208,6 +208,15 @@ class Config:
     )
     max_reference_bytes: int = _setting(
         10 * 1024 * 1024, "Largest reference clip a client may upload (voice.register)."
+    )
+    cache_bytes: int = _setting(
+        64 * 1024 * 1024,
+        "Audio of repeated lines kept in this process (an LRU, in bytes): a whole speak "
+        "with the same text, voice, emotion, controls and seed is replayed instead of "
+        "synthesized again; with redis_url also shared in Redis. 0: no cache.",
+    )
+    cache_ttl_s: float = _setting(
+        24 * 3600.0, "How long a repeated line's audio stays in Redis; 0: until Redis evicts it."
     )
     max_detect_bytes: int = _setting(
         32 * 1024 * 1024,

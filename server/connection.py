@@ -53,7 +53,7 @@ from .limits import TokenBucket, retry_after_ms
 from .store import Scope
 from .textfilter import StreamCheck
 from .utterance import Utterance
-from .voices import Owner, RegistrationError, summary_of
+from .voices import Owner, RegistrationError, profile_version, summary_of
 
 if TYPE_CHECKING:
     from .app import App
@@ -421,7 +421,7 @@ class Connection:
         else:
             if not u.finished:  # else forgotten already: nothing to count
                 self._voiced[u.id] = (profile.voice_id, profile.scope)
-            u.release(self.app.adapter.transform_for(profile))
+            u.release(self.app.adapter.transform_for(profile), profile_version(profile))
 
     def forget(self, u: Utterance) -> None:
         if self.utterances.get(u.id) is u:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -57,6 +57,9 @@ class HttpResponse:
     body: bytes
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
+    stream: AsyncIterator[bytes] | None = None
+    """A body sent as it is made (chunked), after ``body``; closed (``aclose``) if the
+    client goes away first."""
 
     @classmethod
     def json(
@@ -66,18 +69,37 @@ class HttpResponse:
         return cls(status, body, "application/json", headers)
 
 
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
 class HttpError(Exception):
-    """A request refused: ``{"error": {"code", "message"}}`` with ``status``."""
+    """A request refused with ``status``, in OpenAI's error shape:
+    ``{"error": {"message", "type", "param", "code"}}``."""
 
     def __init__(
-        self, status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = ()
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        *,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
-        self.status, self.code, self.headers = status, code, headers
+        self.status, self.code, self.headers, self.param = status, code, headers, param
 
     def response(self) -> HttpResponse:
-        error = {"error": {"code": self.code, "message": str(self)}}
-        return HttpResponse.json(self.status, error, self.headers)
+        kind = _ERROR_TYPES.get(self.status, "server_error" if self.status >= 500 else "error")
+        error = {"message": str(self), "type": kind, "param": self.param, "code": self.code}
+        return HttpResponse.json(self.status, {"error": error}, self.headers)
 
 
 Route = Callable[[HttpRequest], Awaitable[HttpResponse]]
@@ -93,15 +115,16 @@ class HttpApi:
     body_timeout_s: float = 60.0
     """The whole request must arrive within it (408 otherwise)."""
     server_header: str = "voxlive"
-    _paths: set[str] = field(default_factory=set)
+    paths: set[str] = field(default_factory=set)
+    """The routes' paths (any method on them comes here)."""
 
     def __post_init__(self) -> None:
-        self._paths = {path for _, path in self.routes}
+        self.paths = {path for _, path in self.routes}
 
     async def answer(self, request: HttpRequest) -> HttpResponse:
         route = self.routes.get((request.method, request.path))
         if route is None:
-            if request.path in self._paths:
+            if request.path in self.paths:
                 allowed = ", ".join(m for m, p in self.routes if p == request.path)
                 raise HttpError(
                     HTTPStatus.METHOD_NOT_ALLOWED,
@@ -126,18 +149,22 @@ class HttpApi:
         return Connection
 
 
-def _carries_body(head: bytes) -> bool:
-    """Whether a request head is one websockets would refuse: a body, or not GET/HEAD."""
+def _is_http(head: bytes, paths: set[str]) -> bool:
+    """Whether a request head is the API's: one websockets would refuse (a body, or not
+    GET/HEAD), or any request for one of ``paths`` but a WebSocket upgrade."""
     line, _, rest = head.partition(b"\r\n")
-    method = line.split(b" ", 1)[0]
+    method, _, target = line.partition(b" ")
+    path = target.split(b" ", 1)[0].split(b"?", 1)[0].decode("latin-1")
     if method not in (b"GET", b"HEAD"):
         return True
+    upgrade = False
     for raw in rest.split(b"\r\n"):
         name, _, value = raw.partition(b":")
         name = name.strip().lower()
         if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
             return True
-    return False
+        upgrade = upgrade or (name == b"upgrade" and b"websocket" in value.lower())
+    return path in paths and not upgrade
 
 
 class _Sniffing(ServerConnection):
@@ -166,7 +193,7 @@ class _Sniffing(ServerConnection):
         if b"\r\n\r\n" not in self._head and len(self._head) <= MAX_HEAD_BYTES:
             return
         head, self._head = self._head, b""
-        if _carries_body(head):
+        if _is_http(head, self.api.paths):
             self._mode = "http"
             self._exchange = self.loop.create_task(self._serve_http())
             self._feed(head)
@@ -293,27 +320,61 @@ class _Sniffing(ServerConnection):
             response = HttpError(
                 HTTPStatus.INTERNAL_SERVER_ERROR, "internal", "the server failed"
             ).response()
-        self._respond(response)
+        await self._respond(response)
 
-    def _respond(self, response: HttpResponse) -> None:
+    async def _respond(self, response: HttpResponse) -> None:
         headers = [
             ("Server", self.api.server_header),
             ("Content-Type", response.content_type),
-            ("Content-Length", str(len(response.body))),
             ("Cache-Control", "no-store"),
             ("X-Content-Type-Options", "nosniff"),
             ("Connection", "close"),
             *response.headers,
         ]
+        if response.stream is None:
+            headers.append(("Content-Length", str(len(response.body))))
         try:  # h11 lets a server answer a request it refused before reading it all
             reason = HTTPStatus(response.status).phrase.encode()
             head = h11.Response(status_code=response.status, headers=headers, reason=reason)
             self._write(self._h11.send(head))
-            self._write(self._h11.send(h11.Data(data=response.body)))
+            if response.body:
+                self._write(self._h11.send(h11.Data(data=response.body)))
+            if response.stream is not None and not await self._stream(response.stream):
+                self.transport.abort()  # the client went away, or the body broke off
+                return
             self._write(self._h11.send(h11.EndOfMessage()))
         except h11.LocalProtocolError:
             logger.exception("could not answer an HTTP request")
         self.transport.close()
+
+    async def _stream(self, body: AsyncIterator[bytes]) -> bool:
+        """Send ``body`` as it comes, at the client's pace; whether it all went."""
+        try:
+            async for data in body:
+                if self.transport.is_closing():
+                    return False
+                if data:
+                    self._write(self._h11.send(h11.Data(data=data)))
+                    await self._drained()
+            return not self.transport.is_closing()
+        except Exception:
+            logger.exception("an HTTP response body failed")
+            return False
+        finally:
+            close = getattr(body, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def _drained(self) -> None:
+        """Wait while the transport's buffer is over its high-water mark."""
+        if self.paused and not self.transport.is_closing():
+            waiter: asyncio.Future[None] = self.loop.create_future()
+            self.drain_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self.drain_waiters:
+                    self.drain_waiters.remove(waiter)
 
     def _write(self, data: bytes | None) -> None:
         if data and not self.transport.is_closing():

@@ -114,6 +114,7 @@ class UtteranceLog:
             "voice": report.voice,
             "emotion": report.emotion,
             "text_chars": report.text_chars,
+            "cache": report.cache,
         }
         text = "utterance %s %s: session %s, queue %s ms, first audio %s ms, audio %s ms, "
         text += "rtf %s, %d sentences, voice %s, emotion %s, %d chars"
@@ -133,6 +134,9 @@ class UtteranceLog:
         if report.error_code is not None:
             text += ", error %s"
             args.append(report.error_code)
+        if report.cache is not None:
+            text += ", cache %s"
+            args.append(report.cache)
         if self.include_text and report.text is not None:
             fields["text"] = report.text
             text += ", text %r"

@@ -82,6 +82,11 @@ STATE: Final[tuple[tuple[str, StateKind, str], ...]] = (
         "counter",
         "Voice registrations that analysed a new clip.",
     ),
+    ("voxlive_cache_hits_total", "counter", "Utterances replayed from the audio cache."),
+    ("voxlive_cache_misses_total", "counter", "Utterances the audio cache did not hold."),
+    ("voxlive_cache_evictions_total", "counter", "Utterances the audio cache dropped for room."),
+    ("voxlive_cache_bytes", "gauge", "Audio held by this process's audio cache, in bytes."),
+    ("voxlive_cache_entries", "gauge", "Utterances held by this process's audio cache."),
     # The names served before prometheus-client, unchanged.
     ("connections", "gauge", "Open WebSocket sessions (older name of voxlive_sessions)."),
     ("utterances_inflight", "gauge", "Utterances of open sessions not yet done."),
@@ -147,6 +152,8 @@ class Finished:
     """Length of its text, in characters."""
     text: str | None = None
     """Its text, kept only when the server logs text (``log_text``)."""
+    cache: str | None = None
+    """What the cache of repeated lines answered: ``hit``, ``miss``, or None (not asked)."""
 
 
 class Metrics:

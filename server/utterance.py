@@ -8,7 +8,10 @@ Lives on the event loop thread, and coordinates:
   :class:`~voxlive.engine.interface.Performance`, which hands back final audio
   in order, marks included;
 - output: an :class:`~.output.OutputStream` (resample, frames, fade-out), marks
-  scaled to the output rate (``marks.py``), and ``started`` / ``done``.
+  scaled to the output rate (``marks.py``), and ``started`` / ``done``;
+- repeats: a whole ``speak`` looks its key up in the :class:`~.cache.AudioCache` first;
+  a hit replays the kept audio and marks through the same output, a miss records what
+  the engine hands back and keeps it once the utterance completes (``cache.py``).
 
 Thread crossings: loop → front end → loop → engine side → loop.
 """
@@ -21,7 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from voxlive.engine.emotion import DEFAULT_INTENSITY, EMOTIONS, prosody
 from voxlive.engine.interface import (
@@ -36,10 +39,12 @@ from voxlive.engine.interface import (
 )
 from voxlive.engine.transform import VoiceTransform
 from voxlive.protocol.capabilities import AUTO_LANG
+from voxlive.protocol.controls import DEFAULT_SEED
 from voxlive.protocol.messages import AudioFrame, Done, Error, SpeakOptions
 from voxlive.protocol.types import Status, StreamId, UtteranceId
 
 from .batcher import Batcher, FailStatus, Job, Overloaded
+from .cache import AudioCache, CachedAudio, CacheKey, Flight, Recording
 from .errors import wire_code
 from .logs import UtteranceLog
 from .marks import scale_marks
@@ -55,6 +60,9 @@ __all__ = ["Services", "Utterance", "Writer"]
 
 logger = logging.getLogger(__name__)
 
+REPLAY_PAUSE_S: Final = 0.01
+"""While its client lags, how often a cache hit's replay looks again."""
+
 
 @dataclass(frozen=True, slots=True)
 class Services:
@@ -66,6 +74,8 @@ class Services:
     frontend_pool: Executor
     metrics: Metrics
     log: UtteranceLog
+    cache: AudioCache | None = None
+    """Repeated lines (``cache.py``); ``None``: every utterance is synthesized."""
 
 
 class Writer(Protocol):
@@ -116,13 +126,18 @@ class Utterance:
             speed=options.speed,
             pitch_st=options.pitch,
             volume_db=options.volume,
-            seed=options.seed,
+            # Unset: a fixed seed, so that a repeated line sounds (and caches) the same
+            # (SPEC.md §4.4, v1.8).
+            seed=DEFAULT_SEED if options.seed is None else options.seed,
         )
         self.deadline = (
             None if options.deadline_ms is None else received_at + options.deadline_ms / 1000
         )
         self.text = TextBuffer()
         voice = _base_voice(options, engine)
+        self.voice_key: str | None = f"builtin:{voice or 'default'}"
+        """The voice as the cache keys it; ``None`` (a registered voice not yet found, or
+        one without a version): not cached."""
         self.order = SentenceOrder(
             services.loop,
             services.frontend_pool,
@@ -145,6 +160,11 @@ class Utterance:
         self.text_chars = 0
         self.texts: list[str] | None = [] if services.log.include_text else None
         self._held: list[Callable[[], None]] | None = None  # text waiting for the voice
+        self.cached: Literal["hit", "miss"] | None = None
+        """What the audio cache answered (None: not asked)."""
+        self._lookup: asyncio.Future[None] | None = None
+        self._flight: Flight | None = None  # led: the cache waits for this audio
+        self._recording: Recording | None = None
 
     # -- performance and registered voices ---------------------------------------------
 
@@ -161,13 +181,16 @@ class Utterance:
     def hold(self) -> None:
         """Keep text back until ``release`` (the voice is being looked up)."""
         self._held = []
+        self.voice_key = None
 
-    def release(self, voice: VoiceTransform) -> None:
+    def release(self, voice: VoiceTransform, version: str | None = None) -> None:
         """Speak in a registered voice (``voice`` moves the engine's voice to it).
 
-        The held text goes to synthesis now.
+        The held text goes to synthesis now. ``version``: the voice's id and profile
+        version, which key its utterances in the cache (``None``: not cached).
         """
         held, self._held = self._held or [], None
+        self.voice_key = None if version is None else f"registered:{version}"
         try:
             self.perform(voice)
         except ValueError as exc:
@@ -216,8 +239,85 @@ class Utterance:
         self._took(text)
         if self._holding(lambda: self.speak(text)):
             return
+        key = self._cache_key(text)
+        if key is None:
+            self._synthesize(text)
+        else:
+            self._lookup = asyncio.ensure_future(self._speak_cached(text, key))
+
+    def _synthesize(self, text: str) -> None:
         self.order.submit(text)
         self.closed = True
+
+    # -- repeated lines (cache.py) ---------------------------------------------------
+
+    def _cache_key(self, text: str) -> CacheKey | None:
+        """The cache key of a whole ``speak``; ``None``: not cached (SPEC.md §4.4)."""
+        cache = self.services.cache
+        if cache is None or not self.options.cache or self.streamed or self.voice_key is None:
+            return None
+        c = self.controls
+        assert c.seed is not None, "an unset seed is DEFAULT_SEED"
+        registered = self.voice_key.startswith("registered:")
+        return cache.key(
+            text,
+            self.voice_key,
+            registered=registered,
+            emotion=c.emotion,
+            intensity=c.intensity,
+            speed=c.speed,
+            pitch_st=c.pitch_st,
+            volume_db=c.volume_db,
+            seed=c.seed,
+        )
+
+    async def _speak_cached(self, text: str, key: CacheKey) -> None:
+        """Replay the kept audio, or synthesize (leading the key's flight on a miss)."""
+        cache = self.services.cache
+        assert cache is not None
+        try:
+            found = await cache.lookup(key)
+        except Exception:  # the task's boundary: synthesize as if there were no cache
+            logger.error("audio cache lookup for %s failed", self.id, exc_info=True)
+            found = None
+        if isinstance(found, Flight):
+            if self.finished:
+                found.abandon()
+                return
+            self.cached = "miss"
+            self._flight, self._recording = found, Recording()
+            self._synthesize(text)
+        elif found is None:
+            if not self.finished:
+                self._synthesize(text)
+        elif not self.finished:
+            self.cached = "hit"
+            await self._replay(found)
+
+    async def _replay(self, audio: CachedAudio) -> None:
+        """A hit: the kept chunks through ``on_audio``, as the engine would hand them
+        over, pausing while the client lags (as the batcher does)."""
+        self.warnings = list(audio.warnings)
+        self.next_index = audio.sentences
+        self.closed = self.ended = True
+        for chunk in audio.chunks():
+            while self.paused and not self.finished:
+                await asyncio.sleep(REPLAY_PAUSE_S)
+            if self.finished:
+                return
+            self.on_audio(chunk)
+            await asyncio.sleep(0)  # the writer sends between chunks
+
+    def _settle_flight(self, status: Status | None) -> None:
+        """Keep a completed miss's audio; let the waiters of any other synthesize."""
+        flight, self._flight = self._flight, None
+        if flight is None:
+            return
+        if status == "completed" and self._recording is not None:
+            flight.complete(self._recording.audio(self.next_index, self.warnings))
+        else:
+            flight.abandon()
+        self._recording = None
 
     def _took(self, text: str) -> None:
         """Text received (for the metrics and the log)."""
@@ -307,6 +407,8 @@ class Utterance:
             return
         if self.started_at is None:
             self._start()
+        if self._recording is not None:
+            self._recording.add(chunk)
         if chunk.marks is not None and self.options.timestamps:
             marks = scale_marks(chunk.marks, self.in_rate, self.out_rate, self.id, self.stream)
             self.writer.session.send_marks(marks)
@@ -340,6 +442,7 @@ class Utterance:
     def abandon(self) -> None:
         """Stop without a word: the client is being closed."""
         self.finished = True
+        self._settle_flight(None)
         self._stop_work()
 
     def _start(self) -> None:
@@ -370,6 +473,7 @@ class Utterance:
 
     def _done(self, status: Status) -> None:
         self.finished = True
+        self._settle_flight(status)
         self._stop_work()
         now = time.monotonic()
         samples = self.output.sent
@@ -412,6 +516,7 @@ class Utterance:
             emotion=self.controls.emotion,
             text_chars=self.text_chars,
             text=None if self.texts is None else "".join(self.texts),
+            cache=self.cached,
         )
         self.services.metrics.finished(report)
         self.services.log.finished(report)

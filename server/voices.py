@@ -21,6 +21,8 @@ tenant's profiles are never seen: the same clip is analysed anew for each tenant
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import secrets
 from collections import OrderedDict
@@ -47,6 +49,7 @@ __all__ = [
     "Registered",
     "RegistrationError",
     "Voices",
+    "profile_version",
     "summary_of",
 ]
 
@@ -301,6 +304,15 @@ class VoiceAdapter:
     def transform_for(self, profile: VoiceProfile) -> VoiceTransform:
         """The fitted transform that moves the bundled voice toward ``profile``."""
         return registration.transform_from_stats(profile.stats)
+
+
+def profile_version(profile: VoiceProfile) -> str:
+    """The voice's id and a hash of what its transform is fitted from (the clip's
+    content hash, which names the model version, and the fitted stats): the audio cache's
+    name for the voice, so that a voice registered again with another clip misses."""
+    fitted = hashlib.sha256(profile.content_hash.encode())
+    fitted.update(json.dumps(profile.stats, sort_keys=True).encode())
+    return f"{profile.voice_id}:{fitted.hexdigest()[:32]}"
 
 
 def summary_of(profile: VoiceProfile) -> VoiceSummary:

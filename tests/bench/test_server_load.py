@@ -178,3 +178,25 @@ def test_the_ratios_compare_capacity_with_the_engines_best_batch() -> None:
         "cpu_per_audio_s": 1.2,
         "first_audio_minus_first_chunk_ms": 5.0,
     }
+
+
+def test_a_danmaku_load_reports_the_servers_cache_hits(capsys) -> None:
+    from ..fakes import FakeEngine, FakeSpeaker
+
+    engine = FakeEngine()
+    texts = [f"Common line {n}." for n in range(3)] + ["Rare line one.", "Rare line two."]
+
+    async def main():
+        async with run_server(engine, FakeSpeaker()) as app:
+            return await run_load(
+                url(app), 2, 15, None, texts, seed=1, repeat_share=0.7, repeat_lines=3
+            )
+
+    report = run(main())
+    cache = report["cache"]
+    assert report["completed"] == 30
+    assert cache["hits"] + cache["misses"] == 30
+    assert cache["misses"] >= 30 - cache["hits"] and cache["hits"] >= 10
+    # every miss began its sentence once: the hits never reached the engine
+    assert len(engine.begun) == cache["misses"]
+    assert "cache:" in format_report(report) and "hits" in format_report(report)

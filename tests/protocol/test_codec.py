@@ -172,6 +172,13 @@ def test_speak_wire_map_is_flat_and_complete_but_for_an_unset_intensity() -> Non
     }
 
 
+def test_speak_sends_cache_only_when_false() -> None:
+    # v1.8: a server before it refuses unknown fields, so the default stays off the wire.
+    off = Speak(uid("u1"), "hi", SpeakOptions(cache=False))
+    assert json.loads(encode_client(off, binary=False))["cache"] is False
+    assert "cache" not in json.loads(encode_client(Speak(uid("u1"), "hi"), binary=False))
+
+
 def test_later_append_carries_no_option_fields() -> None:
     assert json.loads(encode_client(Append(uid("u1"), "x"), binary=False)) == {
         "type": "append",

@@ -64,6 +64,9 @@ BAD_SPEAK_OPTIONS = [
     ("seed", 2**63),
     ("seed", 1.0),
     ("seed", False),
+    ("cache", 0),
+    ("cache", "false"),
+    ("cache", None),
     ("voice", 5),
     ("voice", "v" * 129),
     ("emotion", ["happy"]),
@@ -85,6 +88,8 @@ GOOD_SPEAK_OPTIONS = [
     ("seed", 0),
     ("seed", 2**63 - 1),
     ("seed", None),
+    ("cache", False),
+    ("cache", True),
     ("voice", None),
     ("emotion", None),
 ]

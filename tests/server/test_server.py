@@ -273,8 +273,8 @@ def test_realtime_utterances_start_before_queued_bulk_work(server_voice):
     async def main():
         async with run_server(server_voice, max_active_items=1) as app:
             ws = await open_session(app)
-            for k in range(4):
-                await ws.send(speak(f"bulk{k}", TEXTS[1], priority="bulk"))
+            for k in range(4):  # seeds of their own: four syntheses, not one and three repeats
+                await ws.send(speak(f"bulk{k}", TEXTS[1], priority="bulk", seed=k))
             await ws.send(speak("npc", "Watch out!", priority="realtime"))
             ids = {f"bulk{k}" for k in range(4)} | {"npc"}
             return await collect(ws, ids, timeout=120)

@@ -13,6 +13,11 @@ Per utterance it measures first-audio latency (send → first audio frame), tota
 latency (send → ``done``) and the audio received; the report gives percentiles,
 throughput and the aggregate real-time factor (wall time / audio seconds). Every wait
 is bounded by ``timeout_s``, so a run always ends.
+
+A danmaku-like load (``repeat_share``): that share of the utterances says one of the
+first ``repeat_lines`` texts with the server's default seed (a live chat's common
+comments, which its cache of repeated lines can replay); the others each carry a seed
+of their own, so none repeats. The report adds the server's cache hits and misses.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from voxlive.protocol.messages import AudioFrame, Done, Error
 from .server_metrics import format_server, read_metrics, server_figures, shown
 from .texts import load_texts
 
-__all__ = ["Sample", "format_report", "run_load", "summarize"]
+__all__ = ["Sample", "cache_figures", "format_report", "run_load", "summarize"]
 
 DEFAULT_TIMEOUT_S: Final = 120.0
 EXIT_FAILED: Final = 1
@@ -70,6 +75,8 @@ async def run_load(
     seed: int | None = None,
     emotions: Sequence[str] = (),
     intensity: float | None = None,
+    repeat_share: float = 0.0,
+    repeat_lines: int = 20,
 ) -> dict[str, Any]:
     """Offer load to the server at ``url`` and return the report (see ``summarize``).
 
@@ -85,9 +92,12 @@ async def run_load(
         seed: Seed of the open-loop schedule (arrival times, session choice).
         emotions: Emotions given to the utterances in turn (empty: none, neutral).
         intensity: Their intensity; ``None``: the server's default.
+        repeat_share: Share of utterances drawn from ``repeat_lines`` common lines (0–1).
+        repeat_lines: How many of ``texts`` (the first ones) are the common lines.
 
     Raises:
-        ValueError: a count, the rate or the timeout is not positive, or ``texts`` is empty.
+        ValueError: a count, the rate or the timeout is not positive, ``texts`` is empty,
+            or ``repeat_share`` is not in [0, 1].
         ClientError: a session could not be opened.
     """
     if sessions < 1 or utterances < 1 or timeout_s <= 0 or (rate is not None and rate <= 0):
@@ -95,6 +105,8 @@ async def run_load(
     texts = list(texts) if texts is not None else load_texts(None)
     if not texts:
         raise ValueError("texts must not be empty")
+    if not 0 <= repeat_share <= 1 or repeat_lines < 1:
+        raise ValueError("repeat share must be in [0, 1] and repeat lines positive")
     clients = await _connect_all(url, sessions, sample_rate, token, timeout_s)
     try:
         for text in texts:
@@ -102,17 +114,20 @@ async def run_load(
         before = await read_metrics(url)
         t0 = time.perf_counter()
         kinds = [_kind(e, intensity) for e in emotions] or [{}]
+        rng = random.Random(seed)
+        total = sessions * utterances
+        plan = _plan(total, texts, kinds, repeat_share, repeat_lines, rng)
         if rate is None:
-            samples = await _closed_loop(clients, utterances, texts, kinds, timeout_s)
+            samples = await _closed_loop(clients, utterances, plan, timeout_s)
         else:
-            rng = random.Random(seed)
-            samples = await _open_loop(clients, utterances, rate, texts, kinds, timeout_s, rng)
+            samples = await _open_loop(clients, utterances, rate, plan, timeout_s, rng)
         wall_s = time.perf_counter() - t0
         after = await read_metrics(url) if before is not None else None
     finally:
         await asyncio.gather(*(c.close() for c in clients))
     report = summarize(samples, wall_s)
     report["server"] = server_figures(before, after, wall_s)
+    report["cache"] = cache_figures(before, after)
     report.update(
         mode="closed" if rate is None else "open",
         sessions=sessions,
@@ -120,8 +135,43 @@ async def run_load(
         rate=rate,
         sample_rate=clients[0].sample_rate,
         emotions=list(emotions),
+        repeat_share=repeat_share,
+        repeat_lines=repeat_lines if repeat_share else None,
     )
     return report
+
+
+def _plan(
+    total: int,
+    texts: list[str],
+    kinds: list[dict[str, Any]],
+    repeat_share: float,
+    repeat_lines: int,
+    rng: random.Random,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Each utterance's text and speak options, in the order the loops send them."""
+    if not repeat_share:
+        return [(texts[k % len(texts)], kinds[k % len(kinds)]) for k in range(total)]
+    common = texts[:repeat_lines]
+    plan = []
+    for k in range(total):
+        if rng.random() < repeat_share:
+            plan.append((rng.choice(common), kinds[0]))
+        else:  # a seed of its own: never the same key twice
+            plan.append((texts[k % len(texts)], kinds[k % len(kinds)] | {"seed": 1_000_003 + k}))
+    return plan
+
+
+def cache_figures(
+    before: dict[str, float] | None, after: dict[str, float] | None
+) -> dict[str, Any] | None:
+    """The server's cache hits and misses during the run (``None``: not served)."""
+    names = ("voxlive_cache_hits_total", "voxlive_cache_misses_total")
+    if before is None or after is None or any(n not in before or n not in after for n in names):
+        return None
+    hits, misses = (int(after[n] - before[n]) for n in names)
+    ratio = round(hits / (hits + misses), 3) if hits + misses else None
+    return {"hits": hits, "misses": misses, "hit_ratio": ratio}
 
 
 def _kind(emotion: str, intensity: float | None) -> dict[str, Any]:
@@ -150,16 +200,12 @@ async def _connect_all(
 async def _closed_loop(
     clients: list[Client],
     utterances: int,
-    texts: list[str],
-    kinds: list[dict[str, Any]],
+    plan: list[tuple[str, dict[str, Any]]],
     timeout_s: float,
 ) -> list[Sample]:
     async def one_session(i: int, c: Client) -> list[Sample]:
-        picks = [i * utterances + j for j in range(utterances)]
-        return [
-            await measure(c, texts[k % len(texts)], timeout_s, **kinds[k % len(kinds)])
-            for k in picks
-        ]
+        picks = [plan[i * utterances + j] for j in range(utterances)]
+        return [await measure(c, text, timeout_s, **options) for text, options in picks]
 
     per_session = await asyncio.gather(*(one_session(i, c) for i, c in enumerate(clients)))
     return [sample for samples in per_session for sample in samples]
@@ -169,8 +215,7 @@ async def _open_loop(
     clients: list[Client],
     utterances: int,
     rate: float,
-    texts: list[str],
-    kinds: list[dict[str, Any]],
+    plan: list[tuple[str, dict[str, Any]]],
     timeout_s: float,
     rng: random.Random,
 ) -> list[Sample]:
@@ -181,8 +226,8 @@ async def _open_loop(
     for k, c in enumerate(targets):
         due += rng.expovariate(rate)  # Poisson arrivals: exponential gaps
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        options = kinds[k % len(kinds)]
-        tasks.append(asyncio.create_task(measure(c, texts[k % len(texts)], timeout_s, **options)))
+        text, options = plan[k]
+        tasks.append(asyncio.create_task(measure(c, text, timeout_s, **options)))
     return list(await asyncio.gather(*tasks))
 
 
@@ -281,6 +326,13 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     if report.get("server") is not None:
         lines.append("  server: " + format_server(report["server"]))
+    if report.get("repeat_share") and report.get("cache") is not None:
+        c = report["cache"]
+        lines.append(
+            f"  cache: {c['hits']} hits, {c['misses']} misses "
+            f"(hit ratio {shown(c['hit_ratio'], '.0%')}; {report['repeat_share']:.0%} of "
+            f"lines from {report['repeat_lines']} common ones)"
+        )
     if report["errors"]:
         lines.append("  errors: " + ", ".join(f"{k} {v}" for k, v in report["errors"].items()))
     return "\n".join(lines)

@@ -41,6 +41,8 @@ async def _bench(args: argparse.Namespace, texts: list[str]) -> int:
         "timeout_s": args.timeout,
         "emotions": [e for e in (args.emotions or "").split(",") if e],
         "intensity": args.intensity,
+        "repeat_share": args.repeat_share,
+        "repeat_lines": args.repeat_lines,
     }
     try:
         if args.sweep:

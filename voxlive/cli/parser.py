@@ -296,6 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between danmaku comments",
     )
     page.add_argument("--json", action="store_true", help="JSON on stdout")
+    http = add_command(
+        bench_sub,
+        "http",
+        "the HTTP speech API's first byte beside the WebSocket's first audio",
+        "Against a running server, alternate one WebSocket utterance and one POST\n"
+        "/v1/audio/speech (pcm at the voice's rate) of the same short sentence, and report\n"
+        "the WebSocket's first audio and the HTTP body's first byte.",
+        "  voxlive bench http --url ws://127.0.0.1:8765 --rounds 20 --json",
+    )
+    http.add_argument("--url", default="ws://127.0.0.1:8765", help="the server")
+    http.add_argument("--rounds", type=int, default=20, metavar="N", help="measured rounds")
+    http.add_argument("--json", action="store_true", help="JSON on stdout")
     wm = add_command(
         bench_sub,
         "watermark",
@@ -369,6 +381,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument(
         "--texts", type=Path, metavar="FILE", help="sentences, one per line (default: built in)"
+    )
+    load.add_argument(
+        "--repeat-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="danmaku-like load: this share of utterances (0-1) repeats common lines, "
+        "the rest never repeat (the report adds the server's cache hits and misses)",
+    )
+    load.add_argument(
+        "--repeat-lines",
+        type=int,
+        default=20,
+        metavar="N",
+        help="how many common lines (the first N texts) --repeat-share draws from",
     )
     load.add_argument("--json", action="store_true", help="JSON on stdout")
     load.add_argument(
@@ -498,7 +525,8 @@ _ENGINE_COMMANDS = {"serve", "say"}
 def _dispatch(args: argparse.Namespace) -> int:
     target = getattr(args, "target", None)
     if args.command in _ENGINE_COMMANDS or (
-        args.command == "bench" and target not in ("server", "idle", "page", "hostile", "soak")
+        args.command == "bench"
+        and target not in ("server", "idle", "page", "hostile", "soak", "http")
     ):
         from voxlive.engine.runtime import keep_freed_memory
 
@@ -557,6 +585,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"voxlive bench page: {exc}", file=sys.stderr)
             return 2
         print(json.dumps(report, indent=2) if args.json else format_page_report(report))
+        return 0
+    if args.command == "bench" and args.target == "http":
+        from voxlive.bench.http import bench_http, format_http
+
+        from ..loop import run_loop
+
+        report = run_loop(bench_http(args.url, args.rounds))
+        print(json.dumps(report, indent=2) if args.json else format_http(report))
         return 0
     if args.command == "bench" and args.target == "watermark":
         from voxlive.bench.watermark import bench_watermark, format_watermark
