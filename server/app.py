@@ -49,7 +49,7 @@ from .metrics import CONTENT_TYPE, Metrics
 from .openapi import openapi_document
 from .speech import SpeechApi
 from .static import StaticFiles
-from .store import open_store
+from .store import Owner, open_store
 from .textfilter import TextFilter
 from .utterance import Services
 from .voices import VoiceAdapter, Voices
@@ -173,6 +173,7 @@ class App:
             self.run_session,
             [(v.name, v.language) for v in voices],
             config.max_text_chars,
+            self._registered_voices,
         )
         """OpenAI-compatible speech over HTTP (``speech.py``)."""
         self.http_api = HttpApi(
@@ -282,6 +283,27 @@ class App:
         """One session on ``ws``: a WebSocket, or an HTTP request's in-memory socket
         (``speech.py``) that behaves as one."""
         await self._handle(ws)
+
+    async def _registered_voices(self, request: HttpRequest) -> list[tuple[str, str]]:
+        """The persistent voices an HTTP request's key may speak in (``GET /v1/audio/voices``).
+
+        Raises:
+            HttpError: 401 for a key that is not one of the server's.
+        """
+        tenant = None
+        if self.keys.required:
+            values = request.header_values("authorization")
+            principal = self.keys.check(bearer(values[0])) if len(values) == 1 else None
+            if principal is None:
+                raise HttpError(
+                    HTTPStatus.UNAUTHORIZED,
+                    "auth_failed",
+                    "send an API key: Authorization: Bearer <key>",
+                    (("WWW-Authenticate", 'Bearer realm="voxlive"'),),
+                )
+            tenant = principal.tenant
+        listing = await self.voices.listing(Owner(f"{self.instance}:http", tenant))
+        return [(v.voice, v.scope) for v in listing if v.scope == "persistent"]
 
     async def _openapi(self, request: HttpRequest) -> HttpResponse:
         """``GET /openapi.json``: the HTTP API's description (``openapi.py``)."""

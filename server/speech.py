@@ -391,6 +391,8 @@ class SpeechApi:
         run_session: runs one session on a socket until it ends (``App.run_session``).
         voices: the built-in voices' names and languages.
         max_chars: the longest ``input``.
+        registered: the persistent registered voices a request's key may use (its
+            tenant's; without keys, those of keyless sessions), as ``(name, scope)``.
     """
 
     def __init__(
@@ -398,10 +400,12 @@ class SpeechApi:
         run_session: Callable[[Any], Coroutine[Any, Any, None]],
         voices: list[tuple[str, str]],
         max_chars: int,
+        registered: Callable[[HttpRequest], Coroutine[Any, Any, list[tuple[str, str]]]],
     ) -> None:
         self._run_session = run_session
         self._voices = voices
         self._max_chars = max_chars
+        self._registered = registered
 
     async def speech(self, request: HttpRequest) -> HttpResponse:
         params = parse_speech(request.body, self._max_chars)
@@ -476,4 +480,9 @@ class SpeechApi:
         aliases = [
             {"id": v, "name": v, "language": "auto", "kind": "openai_alias"} for v in OPENAI_VOICES
         ]
-        return HttpResponse.json(200, {"object": "list", "data": builtin + aliases})
+        registered = [
+            {"id": name, "name": name, "language": "auto", "kind": "registered", "scope": scope}
+            for name, scope in await self._registered(request)
+        ]
+        data = builtin + aliases + registered
+        return HttpResponse.json(200, {"object": "list", "data": data})

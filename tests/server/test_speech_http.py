@@ -225,3 +225,43 @@ def test_no_request_the_openapi_document_describes_makes_a_server_error():
         settings(hypothesis.given(loose)(lambda body: check(json.dumps(body).encode())))()
         settings(hypothesis.given(st.binary(max_size=200))(check))()
     assert failures == []
+
+
+def test_voices_lists_the_keys_own_registered_voices(tmp_path):
+    from .harness import open_session, run
+    from .test_consent import CONSENT
+    from .test_voices import register
+    from .test_voices_ownership import CLIP, StubEncoder
+
+    keys = tmp_path / "keys"
+    keys.write_text("k-aaaaaaaaaaaaaaaaaaaaaaaaaa studio\nk-bbbbbbbbbbbbbbbbbbbbbbbbbb other\n")
+
+    async def listed(port: int, key: str | None) -> tuple[int, Any]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        auth = f"Authorization: Bearer {key}\r\n" if key else ""
+        writer.write(f"GET /v1/audio/voices HTTP/1.1\r\nHost: x\r\n{auth}\r\n".encode())
+        data = await reader.read()
+        writer.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), json.loads(body)
+
+    async def main():
+        async with run_server(FakeEngine(), StubEncoder(), keys_file=str(keys)) as app:
+            auth = {"Authorization": "Bearer k-aaaaaaaaaaaaaaaaaaaaaaaaaa"}
+            ws = await open_session(app, additional_headers=auth)
+            ready = await register(ws, "r1", CLIP, name="anna", scope="persistent", consent=CONSENT)
+            await ws.close()
+            return (
+                ready,
+                await listed(app.port, "k-aaaaaaaaaaaaaaaaaaaaaaaaaa"),
+                await listed(app.port, "k-bbbbbbbbbbbbbbbbbbbbbbbbbb"),
+                await listed(app.port, None),
+            )
+
+    ready, own, other, anonymous = run(main())
+    assert ready.voice == "anna"
+    assert own[0] == 200 and "anna" in {
+        v["id"] for v in own[1]["data"] if v["kind"] == "registered"
+    }
+    assert other[0] == 200 and all(v["kind"] != "registered" for v in other[1]["data"])
+    assert anonymous[0] == 401
