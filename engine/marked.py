@@ -1,11 +1,14 @@
 """Every engine's output watermarked while it streams (``watermark.py`` is the mark itself).
 
-A :class:`Watermarker` holds one PerthNet and one thread. Each utterance gets a
-:class:`~.watermark.MarkStream`; its chunks queue on that thread, which takes the
-oldest chunk of every stream waiting, runs their encoder blocks as one batch, and
-hands each utterance its marked samples in order. A :class:`MarkedEngine` wraps any
-:class:`~.interface.Engine` so that its listeners receive marked audio: the batcher,
-the server and ``speak_many`` never learn the mark is there.
+A :class:`Watermarker` holds one PerthNet. Each utterance gets a
+:class:`~.watermark.MarkStream`; its chunks queue, and whoever marks takes the oldest
+chunk of every stream waiting, runs their encoder blocks as one batch, and hands each
+utterance its marked samples in order. The engine's own thread marks what its step
+made, right after the step (its cores, no third thread beside its two); the
+watermarker's thread marks what arrives between steps (a stage's chunks, an idle
+engine). A :class:`MarkedEngine` wraps any :class:`~.interface.Engine` so that its
+listeners receive marked audio: the batcher, the server and ``speak_many`` never learn
+the mark is there.
 
 Each sentence is a segment of its own (a chunk with ``is_last`` closes it): the end
 of a sentence is never held back waiting for the next one, which a streamed text

@@ -136,6 +136,8 @@ def parse_speech(body: bytes, max_chars: int) -> _Params:
         HttpError: 400 for a malformed or invalid field (``param`` names it), 413 for an
             input over ``max_chars``.
     """
+    if len(body) > 12 * max_chars + 64 * 1024:  # an escaped character is ≤ 12 bytes
+        raise _error(413, "too_large", f"the body has {len(body)} bytes", "input")
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
