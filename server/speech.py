@@ -447,7 +447,12 @@ class SpeechApi:
             if isinstance(event, Done):
                 if event.status == "completed":
                     return None
-                raise _error(500, "failed", f"the utterance ended {event.status}")
+                if event.status == "failed" and event.samples == 0:
+                    # Nothing speakable (emoji only, say): a done with warnings, no error
+                    # (SPEC.md §4.7).
+                    why = "; ".join(event.warnings) or "the input holds nothing speakable"
+                    raise _error(400, "empty_text", why, "input")
+                raise _error(500, event.status, f"the utterance ended {event.status}")
 
     async def _rest(
         self, socket: _Socket, session: asyncio.Task[None], encoder: _Encoder, done: bool

@@ -162,6 +162,9 @@ def test_errors_are_the_sdks_exceptions(tmp_path):
         with pytest.raises(openai.BadRequestError) as bad:
             good.audio.speech.create(model="tts-9", voice="alloy", input="Hi")
         assert bad.value.param == "model"
+        with pytest.raises(openai.BadRequestError) as bad:
+            good.audio.speech.create(model="tts-1", voice="alloy", input="\U0001f389")
+        assert bad.value.code == "empty_text" and "emoji" in bad.value.message
         with pytest.raises(openai.APIStatusError) as long:
             good.audio.speech.create(model="tts-1", voice="alloy", input="x" * 51)
         assert long.value.status_code == 413
