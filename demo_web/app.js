@@ -15,7 +15,7 @@ let recorder = null;
 let picked = null; // the Blob to register
 
 // Tests and curious users: the page's state, from the console.
-window.voxliveDemo = { live, danmaku, mouth, ready: null };
+window.voxliveDemo = { live, danmaku, mouth, ready: null, extra: null };
 
 function showError(where, error) {
   const el = $(where);
@@ -92,7 +92,8 @@ function options() {
   const voice = $("voice").value;
   if (voice) o.voice = voice;
   if ($("lang").value) o.lang = $("lang").value;
-  return o;
+  // More speak options from the console or a benchmark, e.g. {cache: false}.
+  return Object.assign(o, window.voxliveDemo.extra || {});
 }
 
 function speakNow() {

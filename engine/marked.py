@@ -39,7 +39,16 @@ from .interface import (
     Text,
     VoiceInfo,
 )
-from .watermark import LOOKAHEAD, STRENGTH, Block, MarkStream, PerthNet, embed_many, load_perthnet
+from .watermark import (
+    FIRST_LOOKAHEAD,
+    LOOKAHEAD,
+    STRENGTH,
+    Block,
+    MarkStream,
+    PerthNet,
+    embed_many,
+    load_perthnet,
+)
 
 __all__ = ["MARKING_THREADS", "MarkedEngine", "Watermarker", "marking_thread"]
 
@@ -86,7 +95,8 @@ class Watermarker:
         device: where the network runs (``cpu``, ``cuda:0``).
         all_output: mark every utterance; False marks only those spoken in a
             registered voice, which are always marked (:meth:`marks`).
-        lookahead: frames of right context a streamed frame is encoded with.
+        lookahead: frames of right context a streamed frame is encoded with
+            (``first_lookahead`` in a sentence's first block).
         strength: the share of the network's mark added (``watermark.STRENGTH``).
         max_batch: most streams' blocks in one encoder run.
     """
@@ -99,10 +109,12 @@ class Watermarker:
         lookahead: int = LOOKAHEAD,
         strength: float = STRENGTH,
         max_batch: int = 64,
+        first_lookahead: int = FIRST_LOOKAHEAD,
     ) -> None:
         self.device = device
         self.all_output = all_output
         self.lookahead = lookahead
+        self.first_lookahead = first_lookahead
         self.strength = strength
         self.max_batch = max_batch
         self._queue: deque[_Job] = deque()
@@ -129,7 +141,7 @@ class Watermarker:
 
     def stream(self, rate: int) -> MarkStream:
         """A new stream at ``rate`` Hz."""
-        return MarkStream(rate, self.lookahead, self.strength)
+        return MarkStream(rate, self.lookahead, self.strength, self.first_lookahead)
 
     def mark(self, audios: Sequence[np.ndarray], rate: int) -> list[np.ndarray]:
         """Whole clips marked in the caller's thread, one batch."""

@@ -104,6 +104,8 @@ def bench_page(
             page.wait_for_selector("#status[data-state=connected]", timeout=15000)
             report["sample_rate"] = page.evaluate("() => window.voxliveDemo.live.player.sampleRate")
             page.fill("#text", text)
+            # Every click synthesizes: the server's cache would replay the repeats.
+            page.evaluate("() => { window.voxliveDemo.extra = { cache: false }; }")
             runs = []
             for _ in range(repeats):
                 page.click("#speak")

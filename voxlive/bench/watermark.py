@@ -164,7 +164,14 @@ def bench_watermark(
     from voxlive.engine.expression import Expression, render
     from voxlive.engine.marked import Watermarker
     from voxlive.engine.voice import SynthesisParams, Voice
-    from voxlive.engine.watermark import LOOKAHEAD, REACH, STRENGTH, detect, hold_back
+    from voxlive.engine.watermark import (
+        FIRST_LOOKAHEAD,
+        LOOKAHEAD,
+        REACH,
+        STRENGTH,
+        detect,
+        hold_back,
+    )
 
     voice = Voice.load(device=device)
     rate = voice.sample_rate
@@ -198,7 +205,8 @@ def bench_watermark(
     sweep = {}
     whole = marker.mark(clean, rate)
     for frames in (0, 2, 4, 8, REACH):
-        alt = Watermarker(device, lookahead=frames, strength=marker.strength)
+        first = REACH if frames == REACH else FIRST_LOOKAHEAD  # 15: the exact stream
+        alt = Watermarker(device, lookahead=frames, strength=marker.strength, first_lookahead=first)
         out = _streamed(alt, clean, rate)
         err = [
             float(np.sqrt(np.mean((o - w) ** 2)) / np.sqrt(np.mean((w - c) ** 2)))
@@ -251,6 +259,7 @@ def bench_watermark(
         "lookahead_frames": LOOKAHEAD,
         "strength": marker.strength,
         "held_back_ms": round(hold_back() * 1000, 1),
+        "held_back_first_block_ms": round(hold_back(FIRST_LOOKAHEAD) * 1000, 1),
         "detected": {k: f"{v}/{tried[k]}" for k, v in hits.items()},
         "detection_accuracy": round(sum(hits.values()) / n_marked, 4),
         "clean_clips": len(scores),
