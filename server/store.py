@@ -144,7 +144,9 @@ class VoiceStore(Protocol):
 
 
 class MemoryVoiceStore:
-    """In-process LRU (the embedded default)."""
+    """In-process store (the embedded default): session voices kept least-recently-used
+    within ``capacity``; persistent voices are never evicted (a user's registered voice
+    is not a cache entry), they only count toward it."""
 
     def __init__(self, capacity: int = 1024) -> None:
         if capacity < 1:
@@ -171,8 +173,11 @@ class MemoryVoiceStore:
     async def put(self, profile: VoiceProfile) -> None:
         self._voices[profile.voice_id] = profile
         self._voices.move_to_end(profile.voice_id)
-        while len(self._voices) > self.capacity:
-            self._voices.popitem(last=False)
+        excess = len(self._voices) - self.capacity
+        if excess > 0:
+            sessions = [v for v, p in self._voices.items() if p.scope == "session"]
+            for voice_id in sessions[:excess]:  # oldest first
+                del self._voices[voice_id]
 
     async def delete(self, voice_id: str) -> bool:
         return self._voices.pop(voice_id, None) is not None

@@ -102,6 +102,18 @@ def test_memory_store_evicts_the_least_recently_used() -> None:
     assert asyncio.run(main()) == ["a", "c"]
 
 
+def test_memory_store_never_evicts_a_persistent_voice() -> None:
+    async def main():
+        store = MemoryVoiceStore(capacity=2)
+        await store.put(profile("kept", scope="persistent", owner=None))
+        await store.put(profile("a"))
+        await store.put(profile("b"))  # over capacity: the oldest session voice goes
+        await store.put(profile("also-kept", scope="persistent", owner=None))
+        return [p.voice_id for p in await store.list()]
+
+    assert asyncio.run(main()) == ["kept", "also-kept"]
+
+
 def test_persistent_voices_survive_a_redis_restart_and_are_shared(tmp_path) -> None:
     async def put(url):
         store = RedisVoiceStore(url)
