@@ -202,15 +202,16 @@ class _Sniffing(ServerConnection):
             super().data_received(head)
         self._decide()
 
-    def eof_received(self) -> None:
+    def eof_received(self) -> bool | None:  # type: ignore[override]
         if self._mode == "http":
             self._feed(b"")
-            return
+            return True  # a half-closed client still reads the answer: keep the transport
         if self._mode is None and self._head:
             self._mode = "ws"  # let websockets report the truncated request
             super().data_received(self._head)
             self._decide()
         super().eof_received()
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._mode is None:

@@ -37,12 +37,15 @@ def wavs() -> dict[str, bytes]:
 
 
 async def exchange(
-    port: int, raw: bytes, pause_after: int | None = None
+    port: int, raw: bytes, pause_after: int | None = None, half_close: bool = False
 ) -> tuple[int, dict, bytes]:
-    """Send ``raw`` (stopping ``pause_after`` bytes in, if given); status, headers, body."""
+    """Send ``raw`` (stopping ``pause_after`` bytes in, if given; then shutting the
+    sending side if ``half_close``); status, headers, body."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(raw if pause_after is None else raw[:pause_after])
     await writer.drain()
+    if half_close:
+        writer.write_eof()
     data = await asyncio.wait_for(reader.read(), 30)
     writer.close()
     head, _, body = data.partition(b"\r\n\r\n")
@@ -75,6 +78,14 @@ def test_detect_tells_marked_from_clean_audio(wavs):
     assert clean["marked"] is False and clean["score"] < 0.1
     assert marked["model"] == "perthnet-implicit" and marked["threshold"] == 0.5
     assert marked["seconds"] > 2 and marked["sample_rate"] == 22050
+
+
+def test_a_client_that_half_closes_after_its_request_still_gets_the_answer(wavs):
+    async def check(app):
+        return await exchange(app.port, post(wavs["marked"]), half_close=True)
+
+    status, _, body = serve(check)
+    assert status == 200 and json.loads(body)["marked"] is True
 
 
 def test_a_chunked_body_and_expect_100_continue_are_understood(wavs):
