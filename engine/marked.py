@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .interface import (
     Controls,
@@ -266,15 +265,8 @@ class Watermarker:
         """The residuals of several streams' blocks (each cut to its ``keep``), one batch."""
         if not items:
             return []
-        net = self.net
-        device = next(net.parameters()).device
-        lengths = torch.tensor([b.sub.shape[1] for b in items])
-        width = int(lengths.max())
-        sub = torch.stack([F.pad(b.sub, (0, width - b.sub.shape[1])) for b in items])
-        mask = torch.stack([F.pad(b.mask, (0, width - len(b.mask))) for b in items])
-        with torch.inference_mode():
-            res = net.residual(sub.to(device), mask.to(device), lengths.to(device)).cpu()
-        return [r[:, b.keep] for r, b in zip(res, items)]
+        residuals = self.net.residuals([b.sub for b in items], [b.mask for b in items])
+        return [r[:, b.keep] for r, b in zip(residuals, items)]
 
 
 class _MarkedListener:

@@ -149,7 +149,7 @@ def _torch_kernel(in_rate: int, out_rate: int) -> torch.Tensor:
     return torch.from_numpy(kernel.copy())
 
 
-def resample(x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
-    """One-shot conversion of a whole signal."""
-    r = StreamResampler(in_rate, out_rate)
+def resample(x: np.ndarray, in_rate: int, out_rate: int, *, fast: bool = False) -> np.ndarray:
+    """One-shot conversion of a whole signal (``fast``: by :class:`FastResampler`)."""
+    r = (FastResampler if fast else StreamResampler)(in_rate, out_rate)
     return np.concatenate([r.process(x), r.flush()])

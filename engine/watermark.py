@@ -38,16 +38,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from .interface import ModelMissing
-from .resample import FastResampler
+from .resample import FastResampler, resample
 
 __all__ = [
     "HOP",
     "FIRST_LOOKAHEAD",
     "LOOKAHEAD",
+    "MODEL",
     "PERTH_PACKAGE",
     "RATE",
     "REACH",
     "STRENGTH",
+    "THRESHOLD",
     "Block",
     "MarkStream",
     "PerthNet",
@@ -64,6 +66,11 @@ __all__ = [
 
 PERTH_PACKAGE = "resemble-perth==1.0.1"
 """The wheel whose weights this port loads."""
+MODEL = "perthnet-implicit"
+"""The scheme's name, as detectors and ``capabilities.watermark`` call it."""
+THRESHOLD = 0.5
+"""A score (:func:`score`, :func:`detect`) at or above it is marked; the detector's
+scores sit near 0 or near 1."""
 RATE = 32000
 N_FFT = 2048
 HOP = 320
@@ -88,12 +95,6 @@ _MASK_SHARE = 0.05
 """A frame is marked when its summed normalized magnitude exceeds this share of the
 loudest frame's (only digital silence falls below)."""
 _WEIGHTS = "perth_net/pretrained/implicit/perth_net_250000.pth.tar"
-
-
-def resample(x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
-    """One-shot conversion with :class:`FastResampler` (the mark needs speed, not bits)."""
-    r = FastResampler(in_rate, out_rate)
-    return np.concatenate([r.process(x), r.flush()])
 
 
 def weights_path() -> Path:
@@ -175,6 +176,22 @@ class PerthNet(nn.Module):
             valid = (steps[None, :] < lengths[:, None]).to(sub.dtype)[:, None]
         out: torch.Tensor = self.encoder(sub, valid) * mask[:, None]
         return out
+
+    def residuals(
+        self, subs: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """:meth:`residual` of several items of their own lengths (``[128, n_i]`` and
+        ``[n_i]``), run as one padded batch; each comes back ``[128, n_i]`` (CPU)."""
+        if not subs:
+            return []
+        device = next(self.parameters()).device
+        lengths = torch.tensor([s.shape[1] for s in subs])
+        width = int(lengths.max())
+        sub = torch.stack([F.pad(s, (0, width - s.shape[1])) for s in subs])
+        mask = torch.stack([F.pad(m, (0, width - len(m))) for m in masks])
+        with torch.inference_mode():
+            out = self.residual(sub.to(device), mask.to(device), lengths.to(device)).cpu()
+        return [r[:, :n] for r, n in zip(out, lengths.tolist())]
 
     def decode(self, mag: torch.Tensor) -> torch.Tensor:
         """One watermark score per clip ``[B]`` (not clipped) from ``[B, bins, T]``."""
@@ -273,7 +290,7 @@ def embed_many(
     clips = [np.asarray(a, np.float32) for a in audios]
     ups, specs, subs, masks = [], [], [], []
     for x in clips:
-        y = resample(x, rate, RATE)
+        y = resample(x, rate, RATE, fast=True)
         if len(y) <= N_FFT // 2:
             y = np.pad(y, (0, N_FFT // 2 + 1 - len(y)))
         spec = spectrogram(torch.from_numpy(y).to(device))
@@ -282,20 +299,14 @@ def embed_many(
         specs.append(spec)
         subs.append(mag[:SUBBAND])
         masks.append(frame_mask(mag.sum(dim=0)[None])[0])
-    if not clips:
-        return []
-    lengths = torch.tensor([s.shape[1] for s in subs], device=device)
-    width = int(lengths.max())
-    sub = torch.stack([F.pad(s, (0, width - s.shape[1])) for s in subs])
-    mask = torch.stack([F.pad(m, (0, width - len(m))) for m in masks])
-    residuals = net.residual(sub, mask, lengths)
+    residuals = net.residuals(subs, masks)
     window = _WINDOW.to(device)
     out = []
     for x, y, spec, res in zip(clips, ups, specs, residuals):
         change = torch.zeros_like(spec)
-        change[:SUBBAND] = _scale(spec[:SUBBAND], res[:, : spec.shape[1]], strength)
+        change[:SUBBAND] = _scale(spec[:SUBBAND], res.to(device), strength)
         delta = torch.istft(change, N_FFT, HOP, N_FFT, window=window, center=True, length=len(y))
-        back = resample(delta.cpu().numpy(), RATE, rate)[: len(x)]
+        back = resample(delta.cpu().numpy(), RATE, rate, fast=True)[: len(x)]
         out.append((x + np.pad(back, (0, len(x) - len(back)))).astype(np.float32))
     return out
 
@@ -306,7 +317,7 @@ def score(net: PerthNet, audio: np.ndarray, rate: int) -> float:
 
     Silence (no frame above the floor) scores 0.
     """
-    y = resample(np.asarray(audio, np.float32), rate, RATE)
+    y = resample(np.asarray(audio, np.float32), rate, RATE, fast=True)
     if len(y) <= N_FFT // 2:
         return 0.0
     device = next(net.parameters()).device

@@ -25,6 +25,7 @@ from typing import Any, Final
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from voxlive.engine import watermark
 from voxlive.engine.chunking import ChunkSchedule
 from voxlive.engine.interface import Engine, ModelMissing
 from voxlive.engine.marked import MarkedEngine, Watermarker, marking_thread
@@ -59,9 +60,6 @@ __all__ = ["App"]
 logger = logging.getLogger(__name__)
 DRAIN_SEND_S: Final = 2.0
 """At shutdown, how long the last frames may take to reach the clients before 1012."""
-WATERMARK_MODEL: Final = "perthnet-implicit"
-DETECT_THRESHOLD: Final = 0.5
-"""A ``POST /v1/detect`` score at or above it is marked."""
 DETECT_MAX_SECONDS: Final = 1800.0
 """``capabilities.watermark.model`` (SPEC.md §5.1, v1.7): Perth's implicit watermark."""
 socket_logger = logging.getLogger(f"{__name__}.sockets")
@@ -141,7 +139,7 @@ class App:
             volume=True,
             voice_registration=True,
             consent_required=config.consent_required(),
-            watermark=Watermark(WATERMARK_MODEL, all_output=config.watermark),
+            watermark=Watermark(watermark.MODEL, all_output=config.watermark),
         )
         self.voices = Voices(
             open_store(config.redis_url),
@@ -284,24 +282,33 @@ class App:
         (``speech.py``) that behaves as one."""
         await self._handle(ws)
 
+    def _http_principal(self, request: HttpRequest) -> Principal | None:
+        """Who an HTTP request's ``Authorization: Bearer`` key is (None without keys).
+
+        Raises:
+            HttpError: 401 when the server has keys and the request no known one.
+        """
+        if not self.keys.required:
+            return None
+        values = request.header_values("authorization")
+        principal = self.keys.check(bearer(values[0])) if len(values) == 1 else None
+        if principal is None:
+            raise HttpError(
+                HTTPStatus.UNAUTHORIZED,
+                "auth_failed",
+                "send an API key: Authorization: Bearer <key>",
+                (("WWW-Authenticate", 'Bearer realm="voxlive"'),),
+            )
+        return principal
+
     async def _registered_voices(self, request: HttpRequest) -> list[tuple[str, str]]:
         """The persistent voices an HTTP request's key may speak in (``GET /v1/audio/voices``).
 
         Raises:
             HttpError: 401 for a key that is not one of the server's.
         """
-        tenant = None
-        if self.keys.required:
-            values = request.header_values("authorization")
-            principal = self.keys.check(bearer(values[0])) if len(values) == 1 else None
-            if principal is None:
-                raise HttpError(
-                    HTTPStatus.UNAUTHORIZED,
-                    "auth_failed",
-                    "send an API key: Authorization: Bearer <key>",
-                    (("WWW-Authenticate", 'Bearer realm="voxlive"'),),
-                )
-            tenant = principal.tenant
+        principal = self._http_principal(request)
+        tenant = None if principal is None else principal.tenant
         listing = await self.voices.listing(Owner(f"{self.instance}:http", tenant))
         return [(v.voice, v.scope) for v in listing if v.scope == "persistent"]
 
@@ -404,15 +411,7 @@ class App:
 
     async def _detect(self, request: HttpRequest) -> HttpResponse:
         """``POST /v1/detect``: does the audio in the body carry the watermark?"""
-        if self.keys.required:
-            values = request.header_values("authorization")
-            if len(values) != 1 or self.keys.check(bearer(values[0])) is None:
-                raise HttpError(
-                    HTTPStatus.UNAUTHORIZED,
-                    "auth_failed",
-                    "send an API key: Authorization: Bearer <key>",
-                    (("WWW-Authenticate", 'Bearer realm="voxlive"'),),
-                )
+        self._http_principal(request)
         if not request.body:
             raise HttpError(HTTPStatus.BAD_REQUEST, "empty_body", "send the audio file as the body")
         try:
@@ -426,12 +425,12 @@ class App:
         audio, rate = decode_audio(data, DETECT_MAX_SECONDS)
         value = detect(self.watermarker.net, audio, rate)
         return {
-            "marked": value >= DETECT_THRESHOLD,
+            "marked": value >= watermark.THRESHOLD,
             "score": round(value, 4),
-            "threshold": DETECT_THRESHOLD,
+            "threshold": watermark.THRESHOLD,
             "seconds": round(len(audio) / rate, 3),
             "sample_rate": rate,
-            "model": WATERMARK_MODEL,
+            "model": watermark.MODEL,
         }
 
     def metrics(self) -> str:

@@ -13,9 +13,6 @@ from .errors import EXIT_FAILED, EXIT_USAGE
 
 __all__ = ["run_detect"]
 
-THRESHOLD = 0.5
-"""A score at or above it is marked (the detector's scores sit near 0 or near 1)."""
-
 
 def run_detect(args: argparse.Namespace) -> int:
     """Score every file; print a line each (or one JSON array).
@@ -23,7 +20,7 @@ def run_detect(args: argparse.Namespace) -> int:
     Returns:
         0 when every file is marked, 1 when one is not, 2 when one cannot be read.
     """
-    from voxlive.engine.watermark import detect, load_perthnet
+    from voxlive.engine.watermark import THRESHOLD, detect, load_perthnet
 
     net = load_perthnet(args.device)
     results: list[dict[str, Any]] = []
