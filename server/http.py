@@ -41,12 +41,8 @@ class HttpRequest:
     body: bytes
     peer: str | None
 
-    def header(self, name: str) -> str | None:
-        """The value of header ``name`` (the first, if repeated)."""
-        name = name.lower()
-        return next((v for k, v in self.headers if k == name), None)
-
     def header_values(self, name: str) -> list[str]:
+        """Every value of header ``name``, in order."""
         name = name.lower()
         return [v for k, v in self.headers if k == name]
 
