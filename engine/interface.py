@@ -26,7 +26,7 @@ its :class:`Listener`. After ``end`` and the last sentence, one chunk with
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol, TypeAlias, TypeVar
 
 import numpy as np
@@ -52,6 +52,7 @@ __all__ = [
     "TextErrorCode",
     "Timed",
     "VoiceInfo",
+    "alone",
     "own",
 ]
 
@@ -310,6 +311,20 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Stop the engine's own threads (after the last ``step``)."""
+
+
+def alone(controls: Controls, index: int) -> Controls:
+    """The controls that perform sentence ``index`` of an utterance as sentence 0 of a
+    performance of its own, with the same samples (a scale-out worker runs sentences
+    one by one).
+
+    Sentence ``i`` of every engine's performance draws its noise from the seed moved on
+    by ``i`` (the VITS engine's ``SynthesisParams.offset_seed``); an engine without noise
+    ignores the seed. Without a seed nothing is reproducible anyway.
+    """
+    if controls.seed is None or index == 0:
+        return controls
+    return replace(controls, seed=(controls.seed + index) % 2**63)
 
 
 _Own = TypeVar("_Own")

@@ -75,6 +75,7 @@ ErrorCode = Literal[
     "unsupported_language",
     "unsupported",
     "overloaded",
+    "unavailable",
     "expired",
     "internal",
     "slow_consumer",

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,11 +39,13 @@ from voxlive.engine.watermark import decode_audio, detect
 from voxlive.protocol.messages import BuiltinVoice, Capabilities, Limits, Watermark
 from voxlive.protocol.types import CloseCode, StreamId
 
+from . import streams
 from .audit import AuditLog
 from .batcher import Batcher
 from .cache import AudioCache, engine_identity
 from .config import Config, ConfigError
 from .connection import Connection
+from .gateway import RemoteBatcher, RemoteEngine
 from .http import HttpApi, HttpError, HttpRequest, HttpResponse
 from .keys import KeyRing, OriginPolicy, Principal, bearer
 from .limits import Quotas, client_ip, parse_networks
@@ -54,10 +58,13 @@ from .store import Owner, open_store
 from .textfilter import TextFilter
 from .utterance import Services
 from .voices import VoiceAdapter, Voices
+from .worker import Worker
 
 __all__ = ["App"]
 
 logger = logging.getLogger(__name__)
+_WORKER_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+"""What a worker answers on its port (it holds no sessions)."""
 DRAIN_SEND_S: Final = 2.0
 """At shutdown, how long the last frames may take to reach the clients before 1012."""
 DETECT_MAX_SECONDS: Final = 1800.0
@@ -163,7 +170,7 @@ class App:
         self.connections: set[Connection] = set()
         self.draining = False
         self.port = config.port
-        self.stats = Metrics(self._state, device=config.device)
+        self.stats = Metrics(self._state, device=config.device, work_depth=self.work_depth)
         """This server's figures (``/metrics``), in a registry of its own."""
         self.utterance_log = UtteranceLog.from_config(config)
         """The line each finished utterance leaves in the log."""
@@ -193,8 +200,12 @@ class App:
         """The demo page, the overlay and the JavaScript client (``demo_web/``)."""
         self._streams = itertools.count(1)
         self._sessions = itertools.count(1)
+        self.instance_name = f"{socket.gethostname()}-{os.getpid()}-{self.instance}"
+        """This process among gateways and workers (its result stream, its consumer name)."""
+        self.worker: Worker | None = None
+        """With ``role`` worker: what pulls sentences from the work streams."""
         self.loop: asyncio.AbstractEventLoop
-        self.batcher: Batcher
+        self.batcher: Batcher | RemoteBatcher
         self.services: Services
         """What every utterance uses (set once ``serve`` runs)."""
 
@@ -218,17 +229,29 @@ class App:
                 thread, for speed: see :meth:`Batcher.run`) once ``ready`` fires.
         """
         self.loop = asyncio.get_running_loop()
-        self.batcher = Batcher(
-            self.engine,
-            self.loop.call_soon_threadsafe,
-            max_active=self.config.max_active_items,
-            max_queued=self.config.max_queued_items,
-            step_budget_frames=self.config.step_budget_frames,
-            observer=self.stats,
-        )
+        engine: Engine = self.engine
+        if self.config.role == "gateway":  # sentences go to workers (``gateway.py``)
+            assert self.config.redis_url is not None, "Config checks it"
+            self.batcher = RemoteBatcher(
+                streams.connect(self.config.redis_url),
+                self.instance_name,
+                self.engine.sample_rate,
+                cap=self.config.work_queue_cap,
+            )
+            front = self.engine.engine if isinstance(self.engine, MarkedEngine) else self.engine
+            engine = RemoteEngine(front, self.batcher)  # workers mark what they make
+        else:
+            self.batcher = Batcher(
+                self.engine,
+                self.loop.call_soon_threadsafe,
+                max_active=self.config.max_active_items,
+                max_queued=self.config.max_queued_items,
+                step_budget_frames=self.config.step_budget_frames,
+                observer=self.stats,
+            )
         self.services = Services(
             self.loop,
-            self.engine,
+            engine,
             self.batcher,
             self.frontend_pool,
             self.stats,
@@ -237,6 +260,18 @@ class App:
         )
         if engine_thread:
             self.batcher.start()
+        if isinstance(self.batcher, RemoteBatcher):
+            await self.batcher.open()
+        elif self.config.role == "worker":  # sentences come from gateways (``worker.py``)
+            assert self.config.redis_url is not None, "Config checks it"
+            self.worker = Worker(
+                self.engine,
+                self.batcher,
+                streams.connect(self.config.redis_url),
+                self.instance_name,
+                claim_idle_s=self.config.claim_idle_s,
+            )
+            await self.worker.open()
         try:
             async with serve(
                 self._handle,
@@ -265,6 +300,10 @@ class App:
                 server.close(close_connections=False)
                 await self._drain()
         finally:
+            if self.worker is not None:
+                await self.worker.close()
+            if isinstance(self.batcher, RemoteBatcher):
+                await self.batcher.close()
             await self.loop.run_in_executor(None, self.batcher.stop, True, 5.0)
             self.frontend_pool.shutdown(wait=False, cancel_futures=True)
             self._detector.shutdown(wait=False, cancel_futures=True)
@@ -387,6 +426,10 @@ class App:
         """``/healthz`` (process up), ``/readyz`` (accepting work), ``/metrics`` (counters),
         and the browser files (``static.py``); a WebSocket upgrade, on any path, goes on
         to the session."""
+        if self.config.role == "worker" and request.path not in _WORKER_PATHS:
+            return connection.respond(
+                HTTPStatus.NOT_FOUND, "a worker serves /healthz, /readyz and /metrics only\n"
+            )
         if "websocket" in request.headers.get("Upgrade", "").lower():
             return self._admit_handshake(connection, request)
         if request.path == "/metrics":
@@ -397,11 +440,17 @@ class App:
         if request.path == "/healthz":
             return connection.respond(HTTPStatus.OK, "ok\n")
         if request.path == "/readyz":
-            ready = (
-                not self.draining
-                and self.batcher.alive
-                and self.batcher.queued < self.config.max_queued_items
-            )
+            # A gateway stays ready while Redis is away: it answers new work with a
+            # retryable unavailable itself rather than drop out of its load balancer.
+            ready = not self.draining
+            if self.worker is not None:
+                ready = ready and self.worker.ready
+            elif isinstance(self.batcher, Batcher):
+                ready = (
+                    ready
+                    and self.batcher.alive
+                    and self.batcher.queued < self.config.max_queued_items
+                )
             if ready:
                 return connection.respond(HTTPStatus.OK, "ready\n")
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
@@ -462,6 +511,25 @@ class App:
             "voxlive_queue_depth": batcher.queued,
             "queued": batcher.queued,
             "active": batcher.active,
+        }
+        if isinstance(batcher, RemoteBatcher):
+            return values | {
+                "voxlive_work_submitted_total": batcher.submitted,
+                "voxlive_work_refused_total": batcher.refused,
+                "voxlive_work_lost_total": batcher.lost,
+                "voxlive_work_duplicates_dropped_total": batcher.reader.dedup.dropped,
+            }
+        if self.worker is not None:
+            worker = self.worker
+            values |= {
+                "voxlive_work_running": len(worker.items),
+                "voxlive_work_pulled_total": worker.pulled,
+                "voxlive_work_reclaimed_total": worker.reclaimed,
+                "voxlive_work_completed_total": worker.completed,
+                "voxlive_work_failed_total": worker.failed,
+                "voxlive_work_chunks_sent_total": worker.chunks_sent,
+            }
+        values |= {
             "engine_begin_seconds_total": batcher.begin_seconds,
             "engine_step_seconds_total": batcher.step_seconds,
             "engine_begin_calls_total": batcher.begin_calls,
@@ -471,10 +539,21 @@ class App:
         }
         return values
 
+    def work_depth(self) -> dict[str, tuple[int, int]]:
+        """Waiting and pending sentences of each work stream (gateway or worker), as last
+        read; empty with ``role`` all."""
+        batcher = getattr(self, "batcher", None)  # None: scraped before serve() made it
+        source = self.worker or (batcher if isinstance(batcher, RemoteBatcher) else None)
+        return {} if source is None else {str(p): d for p, d in source.depth.items()}
+
     async def _drain(self) -> None:
         """Finish in-flight utterances and voice requests up to the deadline, then close
-        every session with 1012."""
+        every session with 1012 (a worker: finish the sentences it holds)."""
         self.draining = True
+        if self.worker is not None:
+            left = await self.worker.drain(self.config.graceful_shutdown_s)
+            if left:
+                logger.warning("shutdown deadline passed: %d sentences left to other workers", left)
         deadline = time.monotonic() + self.config.graceful_shutdown_s
         while time.monotonic() < deadline and any(c.busy for c in self.connections):
             await asyncio.sleep(0.02)

@@ -28,7 +28,16 @@ from typing import Final, Literal, Protocol
 from voxlive.engine.interface import Engine, SentenceRequest, Stream
 from voxlive.protocol.types import PRIORITIES, Priority
 
-__all__ = ["BatchObserver", "Batcher", "FailStatus", "Job", "Overloaded", "Owner", "Sink"]
+__all__ = [
+    "BatchObserver",
+    "Batcher",
+    "FailStatus",
+    "Job",
+    "Overloaded",
+    "Owner",
+    "Scheduler",
+    "Sink",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +49,9 @@ new work puts between two decoder steps of the work already running."""
 _RANK: Final[dict[Priority, int]] = {p: rank for rank, p in enumerate(PRIORITIES)}
 """Queue of each priority class (SPEC.md's order: realtime first)."""
 
-FailStatus = Literal["expired", "failed"]
+FailStatus = Literal["expired", "failed", "overloaded", "unavailable"]
+"""Why a job ended without audio: its deadline passed, synthesis failed, or (a gateway's
+work queue, ``gateway.py``) the queue was full or out of reach: retry later."""
 
 
 class Overloaded(Exception):
@@ -65,7 +76,21 @@ class Sink(Protocol):
     """
 
     def job_started(self, job: Job, queue_s: float) -> None: ...
-    def job_failed(self, job: Job, status: FailStatus, reason: str) -> None: ...
+    def job_failed(
+        self, job: Job, status: FailStatus, reason: str, retry_after_s: float | None = None
+    ) -> None: ...
+
+
+class Scheduler(Protocol):
+    """Where an utterance's sentences go: a :class:`Batcher`, or a gateway's work queue
+    (``gateway.py``)."""
+
+    def submit(self, jobs: list[Job]) -> None:
+        """Queue sentences (in order).
+
+        Raises:
+            Overloaded: they cannot be queued now; none were.
+        """
 
 
 class BatchObserver(Protocol):

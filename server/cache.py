@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any, Final
 import msgpack
 import numpy as np
 
-from voxlive.engine.interface import Engine, FinalChunk, SentenceMarks, Timed
+from voxlive.engine.interface import Engine, FinalChunk, SentenceMarks
+
+from .marks import marks_from_list, marks_to_list
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -150,7 +152,7 @@ class CachedAudio:
             {
                 "v": _FORMAT,
                 "samples": self.samples.astype("<f4").tobytes(),
-                "marks": [_marks_to_list(m) for m in self.marks],
+                "marks": [marks_to_list(m) for m in self.marks],
                 "marks_at": list(self.marks_at),
                 "sentences": self.sentences,
                 "warnings": list(self.warnings),
@@ -166,7 +168,7 @@ class CachedAudio:
             if d["v"] != _FORMAT:
                 raise ValueError(f"stored format {d['v']}, not {_FORMAT}")
             samples = np.frombuffer(d["samples"], "<f4").astype(np.float32)
-            marks = tuple(_marks_from_list(m) for m in d["marks"])
+            marks = tuple(marks_from_list(m) for m in d["marks"])
             marks_at = tuple(int(i) for i in d["marks_at"])
             if len(marks_at) != len(marks):
                 raise ValueError("marks_at and marks differ in length")
@@ -380,18 +382,3 @@ def engine_identity(engine: Engine, precision: str, default_voice: str) -> str:
     voices = ",".join(f"{v.name}:{v.language}:{v.sample_rate}" for v in engine.voices)
     kind = type(getattr(engine, "engine", engine)).__name__  # inside a MarkedEngine
     return f"voxlive {version}|{kind}|{precision}|{engine.sample_rate}|{voices}|{default_voice}"
-
-
-def _marks_to_list(m: SentenceMarks) -> list[Any]:
-    def timed(items: tuple[Timed, ...]) -> list[list[Any]]:
-        return [[t.text, t.start, t.end] for t in items]
-
-    return [m.start, timed(m.words), timed(m.phonemes), timed(m.visemes)]
-
-
-def _marks_from_list(value: list[Any]) -> SentenceMarks:
-    def timed(items: list[list[Any]]) -> tuple[Timed, ...]:
-        return tuple(Timed(str(t), int(s), int(e)) for t, s, e in items)
-
-    start, words, phonemes, visemes = value
-    return SentenceMarks(int(start), timed(words), timed(phonemes), timed(visemes))

@@ -203,8 +203,31 @@ class Config:
     )
     redis_url: str | None = _setting(
         None,
-        "Where registered voices live, e.g. redis://HOST:PORT/0, shared by every server "
-        "process; unset: in this process's memory.",
+        "Where registered voices live (and the audio cache is shared), e.g. "
+        "redis://HOST:PORT/0, shared by every server process; with role gateway or worker "
+        "also the work and result streams between them. Unset: in this process's memory.",
+    )
+    role: Literal["all", "gateway", "worker"] = _setting(
+        "all",
+        "What this process does: all (sockets and synthesis, no Redis needed); gateway "
+        "(sockets, front end, voice registration; sentences go to workers over Redis "
+        "Streams); worker (synthesis of what gateways queue; HTTP health and metrics only). "
+        "gateway and worker need redis_url.",
+    )
+    workers: int = _setting(
+        1,
+        "With role worker: worker processes to start on this machine (ports port … "
+        "port+N-1, the cores shared out between them).",
+    )
+    claim_idle_s: float = _setting(
+        3.0,
+        "With role worker: a sentence whose worker has not refreshed its claim for this "
+        "long is taken over by another worker (a dead worker costs this much delay).",
+    )
+    work_queue_cap: int = _setting(
+        2048,
+        "With role gateway: sentences a work stream may hold (every gateway's) before new "
+        "utterances are refused with overloaded.",
     )
     max_reference_bytes: int = _setting(
         10 * 1024 * 1024, "Largest reference clip a client may upload (voice.register)."
@@ -283,6 +306,15 @@ class Config:
             raise ConfigError(
                 "slow_consumer_timeout_s",
                 f"slow_consumer_timeout_s must be > 0 seconds, got {self.slow_consumer_timeout_s}",
+            )
+
+        if self.role != "all" and not self.redis_url:
+            raise ConfigError("redis_url", f"role {self.role} needs redis_url (--redis URL)")
+        if self.workers > 1 and self.role != "worker":
+            raise ConfigError("workers", "workers > 1 needs role worker")
+        if self.claim_idle_s < 0.3:
+            raise ConfigError(
+                "claim_idle_s", f"claim_idle_s must be ≥ 0.3 seconds, got {self.claim_idle_s}"
             )
 
     def consent_required(self) -> bool:

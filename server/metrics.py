@@ -87,6 +87,37 @@ STATE: Final[tuple[tuple[str, StateKind, str], ...]] = (
     ("voxlive_cache_evictions_total", "counter", "Utterances the audio cache dropped for room."),
     ("voxlive_cache_bytes", "gauge", "Audio held by this process's audio cache, in bytes."),
     ("voxlive_cache_entries", "gauge", "Utterances held by this process's audio cache."),
+    # Scale-out (``--role gateway`` / ``worker``; docs/scale-out.md).
+    ("voxlive_work_submitted_total", "counter", "Sentences this gateway put on the work streams."),
+    (
+        "voxlive_work_refused_total",
+        "counter",
+        "Utterances this gateway refused: work stream full (overloaded) or Redis out of reach.",
+    ),
+    (
+        "voxlive_work_lost_total",
+        "counter",
+        "Utterances this gateway failed (unavailable) because Redis went away mid-utterance.",
+    ),
+    (
+        "voxlive_work_duplicates_dropped_total",
+        "counter",
+        "Result chunks this gateway dropped: repeated by a retry, or late (utterance over).",
+    ),
+    ("voxlive_work_running", "gauge", "Sentences this worker holds (pulled, not yet acked)."),
+    ("voxlive_work_pulled_total", "counter", "Sentences this worker took from the work streams."),
+    (
+        "voxlive_work_reclaimed_total",
+        "counter",
+        "Sentences this worker took over from a worker that stopped answering.",
+    ),
+    ("voxlive_work_completed_total", "counter", "Sentences this worker delivered whole."),
+    (
+        "voxlive_work_failed_total",
+        "counter",
+        "Sentences this worker ended without all their audio (expired, failed).",
+    ),
+    ("voxlive_work_chunks_sent_total", "counter", "Result chunks this worker wrote."),
     # The names served before prometheus-client, unchanged.
     ("connections", "gauge", "Open WebSocket sessions (older name of voxlive_sessions)."),
     ("utterances_inflight", "gauge", "Utterances of open sessions not yet done."),
@@ -165,12 +196,20 @@ class Metrics:
         device: the engine's device; ``cuda…`` adds the GPU figures.
     """
 
-    def __init__(self, state: Callable[[], Mapping[str, float]], *, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        state: Callable[[], Mapping[str, float]],
+        *,
+        device: str = "cpu",
+        work_depth: Callable[[], Mapping[str, tuple[int, int]]] | None = None,
+    ) -> None:
         self.registry = r = CollectorRegistry()
         self._add_utterance_figures(r)
         self._add_engine_figures(r)
         self._add_session_figures(r)
         r.register(_StateCollector(state))
+        if work_depth is not None:
+            r.register(_WorkDepthCollector(work_depth))
         if os.path.exists("/proc/self/stat"):
             # process_cpu_seconds_total (every thread), process_resident_memory_bytes, …
             ProcessCollector(registry=r)
@@ -326,6 +365,33 @@ class _StateCollector(Collector):
                 yield CounterMetricFamily(name, doc, value=values[name])
             else:
                 yield GaugeMetricFamily(name, doc, value=values[name])
+
+
+class _WorkDepthCollector(Collector):
+    """The work streams' depth by priority (gateways and workers; the autoscaler's input)."""
+
+    def __init__(self, depth: Callable[[], Mapping[str, tuple[int, int]]]) -> None:
+        self._depth = depth
+
+    def collect(self) -> Iterable[Metric]:
+        depth = self._depth()
+        if not depth:
+            return
+        waiting = GaugeMetricFamily(
+            "voxlive_work_queue_waiting",
+            "Sentences on a work stream not yet taken by a worker (every gateway's).",
+            labels=["priority"],
+        )
+        pending = GaugeMetricFamily(
+            "voxlive_work_queue_pending",
+            "Sentences taken by a worker and not yet delivered whole.",
+            labels=["priority"],
+        )
+        for priority, (w, p) in depth.items():
+            waiting.add_metric([priority], w)
+            pending.add_metric([priority], p)
+        yield waiting
+        yield pending
 
 
 class _CpuCollector(Collector):

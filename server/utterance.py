@@ -43,7 +43,7 @@ from voxlive.protocol.controls import DEFAULT_SEED
 from voxlive.protocol.messages import AudioFrame, Done, Error, SpeakOptions
 from voxlive.protocol.types import Status, StreamId, UtteranceId
 
-from .batcher import Batcher, FailStatus, Job, Overloaded
+from .batcher import FailStatus, Job, Overloaded, Scheduler
 from .cache import AudioCache, CachedAudio, CacheKey, Flight, Recording
 from .errors import wire_code
 from .logs import UtteranceLog
@@ -70,7 +70,7 @@ class Services:
 
     loop: asyncio.AbstractEventLoop
     engine: Engine
-    batcher: Batcher
+    batcher: Scheduler
     frontend_pool: Executor
     metrics: Metrics
     log: UtteranceLog
@@ -393,10 +393,16 @@ class Utterance:
         if not self.finished and self.started_at is None:
             self._start()
 
-    def job_failed(self, job: Job, status: FailStatus, reason: str) -> None:
+    def job_failed(
+        self, job: Job, status: FailStatus, reason: str, retry_after_s: float | None = None
+    ) -> None:
         if status == "expired":
             message = f"not started within {self.options.deadline_ms} ms"
             self.fail(Error("expired", message, self.id), "expired")
+        elif status in ("overloaded", "unavailable"):  # a gateway's work queue
+            retry_ms = int(1000 * (1.0 if retry_after_s is None else retry_after_s))
+            error = Error(status, reason, self.id, retryable=True, retry_after_ms=retry_ms)
+            self.fail(error)
         else:
             self.fail(Error("internal", reason, self.id))
 

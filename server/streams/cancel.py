@@ -10,6 +10,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from .base import (
+    BLOCK_SLICE_MS,
     CANCELS,
     _check_client,
     _reachable,
@@ -50,17 +51,20 @@ class CancelFeed:
         async with _reachable("cancel"):
             await self._redis.xadd(CANCELS, {"u": utterance}, minid=cutoff, approximate=True)
 
-    async def poll(self) -> list[str]:
+    async def poll(self, block_ms: int = 0) -> list[str]:
         """Read the cancels sent since the last poll (one round trip when there are few);
-        returns the utterances newly cancelled.
+        returns the utterances newly cancelled. ``block_ms``: wait up to this long for
+        one when there are none (at most 1 s; 0: do not wait).
 
         Raises:
             StreamsUnavailable: Redis cannot be reached.
         """
         new: list[str] = []
+        block = min(block_ms, BLOCK_SLICE_MS) if block_ms > 0 else None
         async with _reachable("poll"):
             while True:
-                reply: Any = await self._redis.xread({CANCELS: self._last}, count=1000)
+                reply: Any = await self._redis.xread({CANCELS: self._last}, count=1000, block=block)
+                block = None
                 entries = reply[0][1] if reply else []
                 for entry, fields in entries:
                     self._last = _text(entry)

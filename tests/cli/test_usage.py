@@ -39,6 +39,13 @@ CHOICES = {
 """Settings whose strings name something, and a valid value other than the default."""
 
 
+NEEDS: dict[str, list[str]] = {
+    "role": ["--redis", "redis://r:6379/0"],
+    "workers": ["--role", "worker", "--redis", "redis://r:6379/0"],
+}
+"""Other flags a setting's sample value is valid with only (a worker needs Redis)."""
+
+
 def sample(name: str) -> str:
     """A valid value for setting ``name`` other than its default, as typed."""
     if name in CHOICES:
@@ -90,9 +97,10 @@ def test_every_setting_is_a_flag_and_a_variable_of_the_same_name_with_help(capsy
         assert f"(default: {shown}; env {variable})" in " ".join(text.split()), f.name
         value = sample(f.name)
         typed = parse_setting(f.name, value)
-        from_env = Config.from_args(build_parser().parse_args(["serve"]), {variable: value})
+        needs = NEEDS.get(f.name, [])
+        from_env = Config.from_args(build_parser().parse_args(["serve", *needs]), {variable: value})
         assert getattr(from_env, f.name) == typed, f.name
-        args = build_parser().parse_args(["serve", flag, value])
+        args = build_parser().parse_args(["serve", *needs, flag, value])
         assert getattr(Config.from_args(args, {}), f.name) == typed, f.name
 
 

@@ -20,6 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .parser import build_parser, dispatch
 
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # --workers N starts it again
     verbose = getattr(args, "verbose", False)
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(_log_format(args)))

@@ -357,6 +357,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--rounds", type=int, default=2, metavar="N", help="alone/beside alternations"
     )
     soak.add_argument("--minutes", type=float, default=3.0, help="how long")
+    scale = add_command(
+        bench_sub,
+        "scaleout",
+        "the Redis path's added latency and what a second worker buys",
+        "Start a redis-server (or use --redis), a --role all server, a gateway and workers\n"
+        "on the bundled voice; report first audio at one session through the gateway beside\n"
+        "--role all, and closed-loop throughput with one worker, two workers (--workers 2)\n"
+        "and --role all. Run it on an otherwise idle machine.",
+        "  voxlive bench scaleout --json",
+    )
+    scale.add_argument("--redis", metavar="URL", help="a Redis to use (default: start one)")
+    scale.add_argument("--rounds", type=int, default=20, metavar="N", help="latency rounds")
+    scale.add_argument("--sessions", type=int, default=8, metavar="N", help="load sessions")
+    scale.add_argument(
+        "--utterances", type=int, default=4, metavar="N", help="utterances per load session"
+    )
+    scale.add_argument("--json", action="store_true", help="JSON on stdout")
     load = add_command(
         bench_sub,
         "server",
@@ -526,7 +543,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     target = getattr(args, "target", None)
     if args.command in _ENGINE_COMMANDS or (
         args.command == "bench"
-        and target not in ("server", "idle", "page", "hostile", "soak", "http")
+        and target not in ("server", "idle", "page", "hostile", "soak", "http", "scaleout")
     ):
         from voxlive.engine.runtime import keep_freed_memory
 
@@ -535,6 +552,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from voxlive.server.config import Config
 
         config = Config.from_args(args)  # a bad setting fails before torch is imported
+        if config.workers > 1:
+            from .workers import run_workers
+
+            return run_workers(config, getattr(args, "argv", sys.argv[1:]))
         from .serve import serve_until_signalled
 
         return serve_until_signalled(config)
@@ -585,6 +606,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"voxlive bench page: {exc}", file=sys.stderr)
             return 2
         print(json.dumps(report, indent=2) if args.json else format_page_report(report))
+        return 0
+    if args.command == "bench" and args.target == "scaleout":
+        from voxlive.bench.scaleout import bench_scaleout, format_scaleout
+
+        report = bench_scaleout(
+            redis_url=args.redis,
+            rounds=args.rounds,
+            sessions=args.sessions,
+            utterances=args.utterances,
+        )
+        print(json.dumps(report, indent=2) if args.json else format_scaleout(report))
         return 0
     if args.command == "bench" and args.target == "http":
         from voxlive.bench.http import bench_http, format_http

@@ -1,0 +1,188 @@
+"""Gateways and workers on Redis Streams, in one process (fast lane): real redis-server on a
+free port, the tiny voice, real WebSocket clients; the same audio as ``--role all``.
+
+The real-process tests (SIGKILL a worker, restart Redis, ``--workers N``) are in
+``test_scaleout_chaos.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from voxlive.engine.voice import Voice
+from voxlive.protocol.codec import encode_client
+from voxlive.protocol.messages import (
+    AudioSpec,
+    Cancel,
+    Done,
+    Error,
+    Marks,
+    Speak,
+    SpeakOptions,
+)
+from voxlive.protocol.types import UtteranceId
+from voxlive.server.app import App
+
+from .harness import collect, open_session, run, run_server
+from .redis_server import RedisServer, redis_server
+
+TEXTS = [
+    "The first sentence is short. The second one follows it closely.",
+    "Another line for the chat, with a pause, and then an end.",
+    "One more? Yes, one more. And that is all.",
+]
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Any:
+    with redis_server(tmp_path) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def cluster(
+    voice: Voice, redis: RedisServer, gateways: int = 1, workers: int = 1, **overrides: Any
+) -> AsyncIterator[tuple[list[App], list[App]]]:
+    """Workers and gateways sharing ``redis``, each an App in this loop."""
+    async with contextlib.AsyncExitStack() as stack:
+        worker_apps = [
+            await stack.enter_async_context(
+                run_server(voice, role="worker", redis_url=redis.url, **overrides)
+            )
+            for _ in range(workers)
+        ]
+        gateway_apps = [
+            await stack.enter_async_context(
+                run_server(voice, role="gateway", redis_url=redis.url, **overrides)
+            )
+            for _ in range(gateways)
+        ]
+        yield gateway_apps, worker_apps
+
+
+async def speak_all(app: App, texts: list[str], **options: Any) -> dict[str, Any]:
+    """Speak every text on one session; returns id → (float32 samples, done, marks, errors)."""
+    ws = await open_session(app, AudioSpec(format="f32le"))
+    try:
+        ids = {f"u{i}" for i in range(len(texts))}
+        for i, text in enumerate(texts):
+            await ws.send(
+                encode_client(Speak(UtteranceId(f"u{i}"), text, SpeakOptions(seed=7, **options)))
+            )
+        messages, frames, done = await collect(ws, ids)
+    finally:
+        await ws.close()
+    out: dict[str, Any] = {}
+    for uid, d in done.items():
+        stream = d.stream
+        pcm = b"".join(bytes(f.pcm) for f in frames.get(stream, [])) if stream is not None else b""
+        marks = [m for m in messages if isinstance(m, Marks) and m.id == uid]
+        errors = [m for m in messages if isinstance(m, Error) and m.id == uid]
+        out[uid] = (np.frombuffer(pcm, np.float32), d, marks, errors)
+    return out
+
+
+def test_a_gateway_and_a_worker_speak_as_role_all_does(
+    tiny_server_voice: Voice, redis: RedisServer
+) -> None:
+    async def main() -> None:
+        async with run_server(tiny_server_voice) as alone:
+            expected = await speak_all(alone, TEXTS, timestamps=True)
+        async with cluster(tiny_server_voice, redis) as (gateways, _):
+            got = await speak_all(gateways[0], TEXTS, timestamps=True)
+        for uid, (pcm, done, marks, errors) in expected.items():
+            g_pcm, g_done, g_marks, g_errors = got[uid]
+            assert not errors and not g_errors
+            assert g_done.status == done.status == "completed"
+            assert len(g_pcm) == len(pcm) > 0
+            np.testing.assert_allclose(g_pcm, pcm, atol=1e-4)
+            assert [replace(m, stream=0) for m in g_marks] == [replace(m, stream=0) for m in marks]
+            assert marks, "the words came with the audio"
+
+    run(main())
+
+
+def test_cancel_reaches_the_worker(tiny_server_voice: Voice, redis: RedisServer) -> None:
+    long = " ".join(["A long sentence keeps the worker busy for a while."] * 12)
+
+    async def main() -> None:
+        async with cluster(tiny_server_voice, redis) as (gateways, workers):
+            ws = await open_session(gateways[0])
+            await ws.send(encode_client(Speak(UtteranceId("x"), long, SpeakOptions())))
+            await asyncio.sleep(0.3)
+            await ws.send(encode_client(Cancel(UtteranceId("x"))))
+            _, _, done = await collect(ws, {"x"})
+            assert done["x"].status == "cancelled"
+            worker = workers[0].worker
+            assert worker is not None
+            async with asyncio.timeout(5):
+                while worker.items:
+                    await asyncio.sleep(0.05)
+            await ws.close()
+
+    run(main())
+
+
+def test_a_full_work_stream_answers_overloaded(
+    tiny_server_voice: Voice, redis: RedisServer
+) -> None:
+    async def main() -> None:
+        async with run_server(
+            tiny_server_voice, role="gateway", redis_url=redis.url, work_queue_cap=1
+        ) as gateway:  # no worker: the stream fills
+            got = await speak_all(gateway, TEXTS[:2])
+        assert [d.status for _, d, _, _ in got.values()] == ["failed", "failed"]
+        codes = [e.code for _, _, _, errors in got.values() for e in errors]
+        assert codes == ["overloaded", "overloaded"]
+        for _, _, _, errors in got.values():
+            for e in errors:
+                assert e.retryable and e.retry_after_ms
+
+    run(main())
+
+
+def test_redis_away_gives_retryable_unavailable_then_recovers(
+    tiny_server_voice: Voice, redis: RedisServer
+) -> None:
+    async def main() -> None:
+        async with cluster(tiny_server_voice, redis) as (gateways, _):
+            ws = await open_session(gateways[0])
+            redis.stop()
+            await ws.send(encode_client(Speak(UtteranceId("a"), TEXTS[0], SpeakOptions())))
+            messages, _, done = await collect(ws, {"a"})
+            errors = [m for m in messages if isinstance(m, Error)]
+            assert done["a"].status == "failed"
+            assert [e.code for e in errors] == ["unavailable"]
+            assert errors[0].retryable and errors[0].retry_after_ms
+            redis.start()
+            async with asyncio.timeout(10):  # the same socket works again, no restart
+                while True:
+                    await ws.send(encode_client(Speak(UtteranceId("b"), TEXTS[1], SpeakOptions())))
+                    _, _, done = await collect(ws, {"b"})
+                    if done["b"].status == "completed":
+                        break
+                    await asyncio.sleep(0.2)
+            await ws.close()
+
+    run(main())
+
+
+def test_done_is_the_same_message(tiny_server_voice: Voice, redis: RedisServer) -> None:
+    """``done`` of a gateway's utterance reports what ``--role all`` does."""
+
+    async def main() -> None:
+        async with cluster(tiny_server_voice, redis) as (gateways, _):
+            got = await speak_all(gateways[0], TEXTS[:1])
+        _, done, _, _ = got["u0"]
+        assert isinstance(done, Done)
+        assert done.samples > 0 and done.first_audio_ms is not None
+
+    run(main())
