@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -153,7 +155,7 @@ def test_redis_away_gives_retryable_unavailable_then_recovers(
     tiny_server_voice: Voice, redis: RedisServer
 ) -> None:
     async def main() -> None:
-        async with cluster(tiny_server_voice, redis) as (gateways, _):
+        async with cluster(tiny_server_voice, redis) as (gateways, workers):
             ws = await open_session(gateways[0])
             redis.stop()
             await ws.send(encode_client(Speak(UtteranceId("a"), TEXTS[0], SpeakOptions())))
@@ -162,6 +164,10 @@ def test_redis_away_gives_retryable_unavailable_then_recovers(
             assert done["a"].status == "failed"
             assert [e.code for e in errors] == ["unavailable"]
             assert errors[0].retryable and errors[0].retry_after_ms
+            # The gateway stays in its load balancer (it answers for itself); the worker,
+            # which can take no work, says it is not ready.
+            assert await http_status(gateways[0], "/readyz") == 200
+            assert await http_status(workers[0], "/readyz") == 503
             redis.start()
             async with asyncio.timeout(10):  # the same socket works again, no restart
                 while True:
@@ -173,6 +179,45 @@ def test_redis_away_gives_retryable_unavailable_then_recovers(
             await ws.close()
 
     run(main())
+
+
+async def http_status(app: App, path: str) -> int:
+    return (await http_get(app, path))[0]
+
+
+async def http_get(app: App, path: str) -> tuple[int, str]:
+    def get() -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{app.port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    return await asyncio.get_running_loop().run_in_executor(None, get)
+
+
+def test_metrics_show_the_work_streams(tiny_server_voice: Voice, redis: RedisServer) -> None:
+    async def main() -> None:
+        async with cluster(tiny_server_voice, redis) as (gateways, workers):
+            await speak_all(gateways[0], TEXTS[:2])
+            await asyncio.sleep(2.5)  # one depth reading after the work
+            _, gateway = await http_get(gateways[0], "/metrics")
+            _, worker = await http_get(workers[0], "/metrics")
+            status, _ = await http_get(workers[0], "/")
+        assert 'voxlive_work_queue_waiting{priority="realtime"} 0.0' in gateway
+        assert 'voxlive_work_queue_pending{priority="normal"} 0.0' in worker
+        submitted = metric(gateway, "voxlive_work_submitted_total")
+        assert submitted == 3 == metric(worker, "voxlive_work_completed_total")  # sentences
+        assert status == 404  # a worker serves no page and no sessions
+
+    run(main())
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
 
 
 def test_done_is_the_same_message(tiny_server_voice: Voice, redis: RedisServer) -> None:

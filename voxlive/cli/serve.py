@@ -127,8 +127,9 @@ def _serve(config: Config, life: _Lifecycle) -> int:
         if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
             raise port_in_use(config.host, config.port) from None
         raise error
-    app.batcher.run()
-    loop_thread.join()
+    app.batcher.run()  # a gateway's returns at once: it has no engine thread
+    while loop_thread.is_alive():  # in slices, so that signals are handled meanwhile
+        loop_thread.join(0.2)
     if failed:
         raise failed[0]
     return 0
