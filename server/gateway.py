@@ -7,7 +7,8 @@ which puts each on a Redis work stream; workers perform them and send the audio 
 to this gateway's result stream. :class:`RemoteEngine` is the engine the gateway's
 utterances see: its front end is the local engine's, its performances
 (:class:`RemotePerformance`) put the sentences that come back in order and move their
-marks into place, so an utterance cannot tell a gateway from ``--role all``.
+marks into place, so an utterance cannot tell a gateway from ``--role all`` (with an
+expressive stage, the samples of its later sentences differ: docs/scale-out.md).
 
 Everything here runs on the event loop thread.
 
@@ -232,7 +233,10 @@ class RemoteBatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
         self.up = True
-        """Redis answered the last call (readiness)."""
+        """Redis answered the last call."""
+        self._unsent_cancels: list[str] = []
+        """Utterances ended while Redis was away, to cancel once it is back (their
+        sentences may still be on the work streams)."""
         self.depth: dict[Priority, tuple[int, int]] = {p: (0, 0) for p in PRIORITIES}
         """Waiting and pending entries of each work stream, as last read."""
         self.submitted = 0
@@ -320,15 +324,31 @@ class RemoteBatcher:
     def cancelled(self, performance: RemotePerformance) -> None:
         """Stop its sentences wherever they are (workers read the cancel stream)."""
         self.completed(performance)
-        if self.up and performance.jobs:
-            task = asyncio.get_running_loop().create_task(self._cancel(performance.key))
-            task.add_done_callback(_log_failure)
+        if not performance.jobs:
+            return
+        if not self.up:  # sent once Redis answers: its sentences may have survived
+            self._unsent_cancels.append(performance.key)
+            return
+        task = asyncio.get_running_loop().create_task(self._cancel([performance.key]))
+        task.add_done_callback(_log_failure)
 
-    async def _cancel(self, key: str) -> None:
-        try:
-            await self.cancels.cancel(key)
-        except StreamsUnavailable:
-            pass  # the sentences are gone with Redis, or expire as undelivered
+    async def _cancel(self, keys: list[str]) -> None:
+        for i, key in enumerate(keys):
+            try:
+                await self.cancels.cancel(key)
+            except StreamsUnavailable:
+                self._unsent_cancels.extend(keys[i:])
+                return
+
+    def _back(self) -> None:
+        """Redis answered: send the cancels of what failed while it was away."""
+        if not self.up:
+            logger.info("Redis answers again: taking work")
+        self.up = True
+        if self._unsent_cancels:
+            keys, self._unsent_cancels = self._unsent_cancels, []
+            task = asyncio.get_running_loop().create_task(self._cancel(keys))
+            task.add_done_callback(_log_failure)
 
     # -- tasks -----------------------------------------------------------------------
 
@@ -352,7 +372,7 @@ class RemoteBatcher:
                     self._down()
                     self._refuse(jobs[i:], "unavailable", "the work queue is out of reach; retry")
                     break
-                self.up = True
+                self._back()
                 self.submitted += 1
 
     async def _pump(self) -> None:
@@ -364,7 +384,7 @@ class RemoteBatcher:
                 self._down()
                 await asyncio.sleep(0.2)
                 continue
-            self.up = True
+            self._back()
             for result in results:
                 performance = self._performances.get(result.utterance)
                 if performance is None:
@@ -379,7 +399,7 @@ class RemoteBatcher:
             except StreamsUnavailable:
                 self._down()
             else:
-                self.up = True
+                self._back()
                 self.depth = {p: (d.waiting, d.pending) for p, d in depth.items()}
             await asyncio.sleep(DEPTH_EVERY_S)
 

@@ -203,12 +203,13 @@ class Worker:
                 if room > 0 and not self._draining:
                     idle_ms = int(self.claim_idle_s * 1000)
                     pulled = await self.work.reclaim(self.consumer, idle_ms, room)
-                    if pulled.items:
+                    taken = [w for w in pulled.items if w.id not in self.items]
+                    if taken:
                         logger.warning(
                             "took over %d sentences from a worker that stopped answering",
-                            len(pulled.items),
+                            len(taken),
                         )
-                    self.reclaimed += len(pulled.items)
+                    self.reclaimed += len(taken)
                     self._take(pulled)
             except StreamsUnavailable:
                 self._down()
@@ -227,12 +228,17 @@ class Worker:
                 self._room.set()
 
     def _take(self, pulled: Pulled) -> None:
+        # An entry this worker holds already comes back from a reclaim after Redis was
+        # away for longer than claim_idle_s (its refreshes failed): it runs here still.
         for work in pulled.expired:
-            self._hold(work, "expired", "deadline passed")
+            if work.id not in self.items:
+                self._hold(work, "expired", "deadline passed")
         for work in pulled.dead:
-            self._hold(work, "failed", "synthesis failed on every worker that tried it")
+            if work.id not in self.items:
+                self._hold(work, "failed", "synthesis failed on every worker that tried it")
         for work in pulled.items:
-            self._hold(work)
+            if work.id not in self.items:
+                self._hold(work)
 
     def _hold(self, work: WorkItem, status: Status | None = None, reason: str = "") -> None:
         try:

@@ -32,6 +32,7 @@ from voxlive.protocol.messages import (
 )
 from voxlive.protocol.types import UtteranceId
 from voxlive.server.app import App
+from voxlive.server.gateway import RemoteBatcher
 
 from .harness import collect, open_session, run, run_server
 from .redis_server import RedisServer, redis_server
@@ -139,14 +140,24 @@ def test_a_full_work_stream_answers_overloaded(
     async def main() -> None:
         async with run_server(
             tiny_server_voice, role="gateway", redis_url=redis.url, work_queue_cap=1
-        ) as gateway:  # no worker: the stream fills
-            got = await speak_all(gateway, TEXTS[:2])
-        assert [d.status for _, d, _, _ in got.values()] == ["failed", "failed"]
-        codes = [e.code for _, _, _, errors in got.values() for e in errors]
-        assert codes == ["overloaded", "overloaded"]
-        for _, _, _, errors in got.values():
-            for e in errors:
-                assert e.retryable and e.retry_after_ms
+        ) as gateway:  # no worker: the first sentence fills the stream
+            ws = await open_session(gateway)
+            one = Speak(UtteranceId("waits"), TEXTS[1], SpeakOptions())  # one sentence
+            await ws.send(encode_client(one))
+            batcher = gateway.batcher
+            async with asyncio.timeout(10):
+                while not (isinstance(batcher, RemoteBatcher) and batcher.submitted):
+                    await asyncio.sleep(0.02)
+            await ws.send(encode_client(Speak(UtteranceId("full"), TEXTS[2], SpeakOptions())))
+            messages, _, done = await collect(ws, {"full"})
+            await ws.send(encode_client(Cancel(UtteranceId("waits"))))
+            _, _, waited = await collect(ws, {"waits"})
+            await ws.close()
+        errors = [m for m in messages if isinstance(m, Error)]
+        assert done["full"].status == "failed"
+        assert [(e.code, e.id) for e in errors] == [("overloaded", "full")]
+        assert errors[0].retryable and errors[0].retry_after_ms
+        assert waited["waits"].status == "cancelled"  # it was queued, not refused
 
     run(main())
 
