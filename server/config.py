@@ -220,7 +220,7 @@ class Config:
         "port+N-1, the cores shared out between them).",
     )
     claim_idle_s: float = _setting(
-        3.0,
+        2.0,
         "With role worker: a sentence whose worker has not refreshed its claim for this "
         "long is taken over by another worker (a dead worker costs this much delay).",
     )

@@ -8,8 +8,8 @@ of the gateway that asked, tagged (utterance, sentence, chunk, attempt) so that 
 gateway can drop what a retry repeats. A sentence is acknowledged once its last chunk is
 written: a worker that dies before that leaves it pending, and another worker takes it
 over (XAUTOCLAIM) once it has been idle ``claim_idle_s``. While a sentence runs, its
-claim is refreshed every ``claim_idle_s / 3``, so a long one is not taken away from a
-live worker.
+claim is refreshed every ``claim_idle_s / 4``, so a long one is not taken away from a
+live worker; as often, it looks for sentences other workers left idle.
 
 Threads: the engine thread runs the batcher; the engine side calls the listeners on
 threads of its own; everything here runs on the event loop thread.
@@ -100,7 +100,7 @@ class Worker:
         redis: aioredis.Redis,
         consumer: str,
         *,
-        claim_idle_s: float = 3.0,
+        claim_idle_s: float = 2.0,
         capacity: int | None = None,
     ) -> None:
         self.engine = engine
@@ -112,6 +112,7 @@ class Worker:
         self.work = WorkQueue(redis)
         self.results = ResultWriter(redis)
         self.cancels = CancelFeed(redis)
+        self._voices = frozenset(v.name for v in engine.voices)
         self.items: dict[str, _Item] = {}
         """What this worker holds, by work entry id."""
         self._owners: weakref.WeakValueDictionary[str, _Owner] = weakref.WeakValueDictionary()
@@ -194,7 +195,7 @@ class Worker:
 
     async def _keep(self) -> None:
         """Refresh the claims on what runs here; take over what others left idle."""
-        every = self.claim_idle_s / 3
+        every = self.claim_idle_s / 4
         while True:
             await asyncio.sleep(every)
             try:
@@ -256,6 +257,8 @@ class Worker:
         elif job.sample_rate != self.engine.sample_rate:
             rates = f"{job.sample_rate} Hz asked, {self.engine.sample_rate} Hz here"
             self._finish(item, "failed", f"the worker runs another voice ({rates})")
+        elif job.sentence.voice and job.sentence.voice not in self._voices:
+            self._finish(item, "failed", f"the worker does not speak voice {job.sentence.voice}")
         else:
             self._start(item, job)
 

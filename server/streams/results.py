@@ -151,8 +151,9 @@ class ResultReader:
     """A gateway's side of its result stream: ``async for result in reader``.
 
     Reads from the start of the stream (results written before the reader started are
-    not missed), trims what it has read (XTRIM MINID: the socket that wanted them is in
-    this process, so nothing is left to re-read them for), and passes results through
+    not missed), trims what it has read at its next read, off the results' path (XTRIM
+    MINID: the socket that wanted them is in this process, so nothing is left to re-read
+    them for), and passes results through
     :class:`Dedup`.
 
     Raises (from iteration and :meth:`read`):
@@ -168,6 +169,7 @@ class ResultReader:
         self.count = count
         self.dedup = Dedup() if dedup is None else dedup
         self._last = "0-0"
+        self._untrimmed = False
 
     def forget(self, utterance: str) -> None:
         """The utterance is finished or cancelled (see :meth:`Dedup.forget`)."""
@@ -181,6 +183,9 @@ class ResultReader:
         """
         block = min(block_ms, BLOCK_SLICE_MS) if block_ms > 0 else None
         async with _reachable("read"):
+            if self._untrimmed:  # what the last read returned: trimmed now, off its path
+                await self._redis.xtrim(self.key, minid=_after(self._last), approximate=False)
+                self._untrimmed = False
             reply: Any = await self._redis.xread(
                 {self.key: self._last}, count=self.count, block=block
             )
@@ -188,7 +193,7 @@ class ResultReader:
                 return []
             entries = reply[0][1]
             self._last = _text(entries[-1][0])
-            await self._redis.xtrim(self.key, minid=_after(self._last), approximate=False)
+            self._untrimmed = True
         results = (_result(_text(e), f) for e, f in entries)
         return [r for r in results if r is not None and self.dedup.admit(r)]
 

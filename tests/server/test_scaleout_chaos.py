@@ -60,9 +60,10 @@ from .test_voices import register
 from .test_voices_ownership import synthetic_clip
 
 SEED = 7
-CLAIM_IDLE_S = 1.0
+CLAIM_IDLE_S = float(os.environ.get("VOXLIVE_CHAOS_CLAIM_IDLE_S", "1"))
+"""1 s keeps the suite quick; ``VOXLIVE_CHAOS_CLAIM_IDLE_S=3`` measures the default."""
 RECOVERY_S = 5.0
-"""A dead worker's (or Redis's) gap in the audio stays under this with claim-idle 1 s."""
+"""A dead worker's (or Redis's) gap in the audio stays under this (the issue's target)."""
 RUNS = int(os.environ.get("VOXLIVE_CHAOS_RUNS", "2"))
 """Worker-kill cycles of the SIGKILL test."""
 F32 = AudioSpec(format="f32le")

@@ -315,15 +315,16 @@ def test_reader_trims_what_it_read(server) -> None:
         for i in range(5):
             await writer.send("gw", "u", 0, i, {AUDIO: b"x"})
         first = await reader.read()
-        left = await redis.xlen(results_key("gw"))
+        kept = await redis.xlen(results_key("gw"))  # trimmed at the next read, not on the way
         second = await reader.read()
+        left = await redis.xlen(results_key("gw"))
         empty = await reader.read(block_ms=50)
         ttl = await redis.ttl(results_key("gw"))
-        return first, left, second, empty, await redis.xlen(results_key("gw")), ttl
+        return first, kept, second, left, empty, await redis.xlen(results_key("gw")), ttl
 
-    first, left, second, empty, length, ttl = run(server.url, body)
-    assert [r.chunk for r in first] == [0, 1, 2] and left == 2
-    assert [r.chunk for r in second] == [3, 4] and empty == []
+    first, kept, second, left, empty, length, ttl = run(server.url, body)
+    assert [r.chunk for r in first] == [0, 1, 2] and kept == 5
+    assert [r.chunk for r in second] == [3, 4] and left == 2 and empty == []
     assert length == 0 and 0 < ttl <= 3600
 
 

@@ -373,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument(
         "--utterances", type=int, default=4, metavar="N", help="utterances per load session"
     )
+    scale.add_argument(
+        "--repeats", type=int, default=2, metavar="N", help="throughput runs of each setup"
+    )
     scale.add_argument("--json", action="store_true", help="JSON on stdout")
     load = add_command(
         bench_sub,
@@ -615,6 +618,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             rounds=args.rounds,
             sessions=args.sessions,
             utterances=args.utterances,
+            repeats=args.repeats,
         )
         print(json.dumps(report, indent=2) if args.json else format_scaleout(report))
         return 0
