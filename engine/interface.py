@@ -38,6 +38,7 @@ __all__ = [
     "Controls",
     "Decoded",
     "Engine",
+    "EngineWrapper",
     "FinalChunk",
     "Listener",
     "ModelMissing",
@@ -311,6 +312,41 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Stop the engine's own threads (after the last ``step``)."""
+
+
+class EngineWrapper:
+    """An engine around another: its voices, emotions and front end are the inner
+    engine's; a subclass changes what it performs (``perform``, ``begin``, ``step``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def sample_rate(self) -> int:
+        return self.engine.sample_rate
+
+    @property
+    def language(self) -> str:
+        return self.engine.language
+
+    @property
+    def emotions(self) -> tuple[str, ...]:
+        return self.engine.emotions
+
+    @property
+    def voices(self) -> tuple[VoiceInfo, ...]:
+        return self.engine.voices
+
+    @property
+    def emotion_aliases(self) -> Mapping[str, str]:
+        return self.engine.emotion_aliases
+
+    def prepare(self, text: str, voice: str | None = None) -> Text:
+        return self.engine.prepare(text, voice)
+
+    def close(self) -> None:
+        """Close the inner engine."""
+        self.engine.close()
 
 
 def alone(controls: Controls, index: int) -> Controls:

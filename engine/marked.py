@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -30,13 +30,12 @@ from .interface import (
     Controls,
     Decoded,
     Engine,
+    EngineWrapper,
     FinalChunk,
     Listener,
     Performance,
     SentenceRequest,
     Stream,
-    Text,
-    VoiceInfo,
 )
 from .watermark import (
     FIRST_LOOKAHEAD,
@@ -310,35 +309,12 @@ class _MarkedPerformance:
         self.inner.cancel()
 
 
-class MarkedEngine:
+class MarkedEngine(EngineWrapper):
     """``engine`` with its output watermarked as ``marker`` says (module docstring)."""
 
     def __init__(self, engine: Engine, marker: Watermarker) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self.marker = marker
-
-    @property
-    def sample_rate(self) -> int:
-        return self.engine.sample_rate
-
-    @property
-    def language(self) -> str:
-        return self.engine.language
-
-    @property
-    def emotions(self) -> tuple[str, ...]:
-        return self.engine.emotions
-
-    @property
-    def voices(self) -> tuple[VoiceInfo, ...]:
-        return self.engine.voices
-
-    @property
-    def emotion_aliases(self) -> Mapping[str, str]:
-        return self.engine.emotion_aliases
-
-    def prepare(self, text: str, voice: str | None = None) -> Text:
-        return self.engine.prepare(text, voice)
 
     def perform(self, controls: Controls, listener: Listener) -> Performance:
         if not self.marker.marks(controls.voice):
@@ -364,7 +340,3 @@ class MarkedEngine:
         finally:
             self.marker.engine_stepping(False)
         self.marker.mark_pending()
-
-    def close(self) -> None:
-        """Close the wrapped engine (the :class:`Watermarker` is its owner's to close)."""
-        self.engine.close()

@@ -544,7 +544,9 @@ class App:
         read; empty with ``role`` all."""
         batcher = getattr(self, "batcher", None)  # None: scraped before serve() made it
         source = self.worker or (batcher if isinstance(batcher, RemoteBatcher) else None)
-        return {} if source is None else {str(p): d for p, d in source.depth.items()}
+        if source is None:
+            return {}
+        return {str(p): (d.waiting, d.pending) for p, d in source.depth.items()}
 
     async def _drain(self) -> None:
         """Finish in-flight utterances and voice requests up to the deadline, then close

@@ -25,7 +25,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Final
 
@@ -36,12 +36,11 @@ from voxlive.engine.interface import (
     Controls,
     Decoded,
     Engine,
+    EngineWrapper,
     FinalChunk,
     Listener,
     SentenceRequest,
     Stream,
-    Text,
-    VoiceInfo,
     own,
 )
 from voxlive.protocol.types import PRIORITIES, Priority
@@ -51,10 +50,12 @@ from .marks import shift_marks
 from .streams import (
     CancelFeed,
     Overloaded,
+    QueueDepth,
     Result,
     ResultReader,
     StreamsUnavailable,
     WorkQueue,
+    watch_depth,
 )
 from .streams.jobs import SentenceJob, job_fields, read_chunk
 
@@ -162,36 +163,13 @@ class RemotePerformance:
         self.listener.audio(FinalChunk(np.zeros(0, np.float32), None, True, end=True))
 
 
-class RemoteEngine:
+class RemoteEngine(EngineWrapper):
     """The engine a gateway's utterances see: ``engine``'s front end and voices, the
     workers' synthesis (module docstring)."""
 
     def __init__(self, engine: Engine, batcher: RemoteBatcher) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self.batcher = batcher
-
-    @property
-    def sample_rate(self) -> int:
-        return self.engine.sample_rate
-
-    @property
-    def language(self) -> str:
-        return self.engine.language
-
-    @property
-    def emotions(self) -> tuple[str, ...]:
-        return self.engine.emotions
-
-    @property
-    def voices(self) -> tuple[VoiceInfo, ...]:
-        return self.engine.voices
-
-    @property
-    def emotion_aliases(self) -> Mapping[str, str]:
-        return self.engine.emotion_aliases
-
-    def prepare(self, text: str, voice: str | None = None) -> Text:
-        return self.engine.prepare(text, voice)
 
     def perform(self, controls: Controls, listener: Listener) -> RemotePerformance:
         """Raises: ValueError: the local engine refuses ``controls``."""
@@ -203,9 +181,6 @@ class RemoteEngine:
 
     def step(self, streams: Sequence[Stream]) -> Iterator[Decoded]:
         raise ValueError("a gateway's engine runs nothing itself: workers do")
-
-    def close(self) -> None:
-        self.engine.close()
 
 
 class RemoteBatcher:
@@ -237,8 +212,8 @@ class RemoteBatcher:
         self._unsent_cancels: list[str] = []
         """Utterances ended while Redis was away, to cancel once it is back (their
         sentences may still be on the work streams)."""
-        self.depth: dict[Priority, tuple[int, int]] = {p: (0, 0) for p in PRIORITIES}
-        """Waiting and pending entries of each work stream, as last read."""
+        self.depth: dict[Priority, QueueDepth] = {p: QueueDepth(0, 0) for p in PRIORITIES}
+        """Each work stream's depth, as last read."""
         self.submitted = 0
         """Sentences put on the work streams (``/metrics``)."""
         self.refused = 0
@@ -254,7 +229,10 @@ class RemoteBatcher:
         self._tasks = [
             loop.create_task(self._send(), name="voxlive-gateway-send"),
             loop.create_task(self._pump(), name="voxlive-gateway-results"),
-            loop.create_task(self._watch(), name="voxlive-gateway-depth"),
+            loop.create_task(
+                watch_depth(self.work, DEPTH_EVERY_S, self._depth_read),
+                name="voxlive-gateway-depth",
+            ),
         ]
 
     async def close(self) -> None:
@@ -283,11 +261,11 @@ class RemoteBatcher:
     @property
     def queued(self) -> int:
         """Sentences waiting on the work streams, every gateway's (as last read)."""
-        return sum(waiting for waiting, _ in self.depth.values())
+        return sum(d.waiting for d in self.depth.values())
 
     @property
     def active(self) -> int:
-        return sum(pending for _, pending in self.depth.values())
+        return sum(d.pending for d in self.depth.values())
 
     @property
     def inflight(self) -> int:
@@ -392,16 +370,12 @@ class RemoteBatcher:
                 else:
                     performance.result(result)
 
-    async def _watch(self) -> None:
-        while True:
-            try:
-                depth = await self.work.depth()
-            except StreamsUnavailable:
-                self._down()
-            else:
-                self._back()
-                self.depth = {p: (d.waiting, d.pending) for p, d in depth.items()}
-            await asyncio.sleep(DEPTH_EVERY_S)
+    def _depth_read(self, depth: dict[Priority, QueueDepth] | None) -> None:
+        if depth is None:
+            self._down()
+        else:
+            self._back()
+            self.depth = depth
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -41,10 +41,12 @@ from .streams import (
     GROUP,
     CancelFeed,
     Pulled,
+    QueueDepth,
     ResultWriter,
     StreamsUnavailable,
     WorkItem,
     WorkQueue,
+    watch_depth,
     work_key,
 )
 from .streams.jobs import SentenceJob, Status, chunk_fields, read_job, status_fields
@@ -123,7 +125,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.up = True
         """Redis answered the last call (readiness)."""
-        self.depth: dict[Priority, tuple[int, int]] = {p: (0, 0) for p in PRIORITIES}
+        self.depth: dict[Priority, QueueDepth] = {p: QueueDepth(0, 0) for p in PRIORITIES}
         self.pulled = 0
         self.reclaimed = 0
         """Sentences taken over from a worker that stopped answering."""
@@ -140,7 +142,9 @@ class Worker:
             loop.create_task(self._send(), name="voxlive-worker-send"),
             loop.create_task(self._keep(), name="voxlive-worker-claims"),
             loop.create_task(self._watch_cancels(), name="voxlive-worker-cancels"),
-            loop.create_task(self._watch_depth(), name="voxlive-worker-depth"),
+            loop.create_task(
+                watch_depth(self.work, DEPTH_EVERY_S, self._depth_read), name="voxlive-worker-depth"
+            ),
         ]
         logger.info("worker %s pulling up to %d sentences", self.consumer, self.capacity)
 
@@ -368,15 +372,11 @@ class Worker:
                     if item.job is not None and item.job.utterance == utterance and not item.done:
                         self._end(item)
 
-    async def _watch_depth(self) -> None:
-        while True:
-            try:
-                depth = await self.work.depth()
-            except StreamsUnavailable:
-                self._down()
-            else:
-                self.depth = {p: (d.waiting, d.pending) for p, d in depth.items()}
-            await asyncio.sleep(DEPTH_EVERY_S)
+    def _depth_read(self, depth: dict[Priority, QueueDepth] | None) -> None:
+        if depth is None:
+            self._down()
+        else:
+            self.depth = depth
 
     def _down(self) -> None:
         if self.up:

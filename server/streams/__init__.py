@@ -37,7 +37,7 @@ from .base import (
 )
 from .cancel import CancelFeed
 from .results import Dedup, Result, ResultReader, ResultWriter
-from .work import Pulled, QueueDepth, WorkItem, WorkQueue
+from .work import Pulled, QueueDepth, WorkItem, WorkQueue, watch_depth
 
 __all__ = [
     "AUDIO",
@@ -62,5 +62,6 @@ __all__ = [
     "pack_marks",
     "results_key",
     "unpack_marks",
+    "watch_depth",
     "work_key",
 ]

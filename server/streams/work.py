@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections import defaultdict
@@ -24,6 +25,7 @@ from .base import (
     GROUP,
     JobId,
     Overloaded,
+    StreamsUnavailable,
     _check_client,
     _key_of,
     _reachable,
@@ -374,6 +376,22 @@ class WorkQueue:
 
     def _expired(self, item: WorkItem) -> bool:
         return item.deadline is not None and item.deadline <= self._clock()
+
+
+async def watch_depth(
+    queue: WorkQueue,
+    every_s: float,
+    seen: Callable[[dict[Priority, QueueDepth] | None], None],
+) -> None:
+    """Read the work streams' depth every ``every_s`` until cancelled; ``seen`` gets each
+    reading, or ``None`` when Redis could not be reached."""
+    while True:
+        try:
+            depth: dict[Priority, QueueDepth] | None = await queue.depth()
+        except StreamsUnavailable:
+            depth = None
+        seen(depth)
+        await asyncio.sleep(every_s)
 
 
 def _group_ids(ids: Iterable[JobId]) -> dict[Priority, list[str]]:
