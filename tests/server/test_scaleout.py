@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -22,9 +23,11 @@ import pytest
 from voxlive.engine.voice import Voice
 from voxlive.protocol.codec import encode_client
 from voxlive.protocol.messages import (
+    Append,
     AudioSpec,
     Cancel,
     Done,
+    End,
     Error,
     Marks,
     Speak,
@@ -109,6 +112,68 @@ def test_a_gateway_and_a_worker_speak_as_role_all_does(
             np.testing.assert_allclose(g_pcm, pcm, atol=1e-4)
             assert [replace(m, stream=0) for m in g_marks] == [replace(m, stream=0) for m in marks]
             assert marks, "the words came with the audio"
+
+    run(main())
+
+
+def test_streamed_text_speaks_as_role_all(tiny_server_voice: Voice, redis: RedisServer) -> None:
+    """An LLM-style stream (appends mid-sentence, then end) through a gateway: the same
+    audio and marks as ``--role all``."""
+    pieces = ["Hello there, ", "this arrives in pieces. And ", "then it ends", " here."]
+
+    async def stream(app: App) -> tuple[np.ndarray, list[Marks], Done]:
+        ws = await open_session(app, AudioSpec(format="f32le"))
+        options = SpeakOptions(seed=3, timestamps=True)
+        await ws.send(encode_client(Append(UtteranceId("s"), pieces[0], options)))
+        for piece in pieces[1:]:
+            await asyncio.sleep(0.05)
+            await ws.send(encode_client(Append(UtteranceId("s"), piece)))
+        await ws.send(encode_client(End(UtteranceId("s"))))
+        messages, frames, done = await collect(ws, {"s"})
+        await ws.close()
+        stream_id = done["s"].stream
+        assert stream_id is not None
+        pcm = np.frombuffer(b"".join(bytes(f.pcm) for f in frames[stream_id]), np.float32)
+        return pcm, [replace(m, stream=0) for m in messages if isinstance(m, Marks)], done["s"]
+
+    async def main() -> None:
+        async with run_server(tiny_server_voice) as alone:
+            expected, expected_marks, _ = await stream(alone)
+        async with cluster(tiny_server_voice, redis) as (gateways, _):
+            got, marks, done = await stream(gateways[0])
+        assert done.status == "completed"
+        assert len(got) == len(expected) > 0 and len(marks) == len(expected_marks) == 2
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+        assert marks == expected_marks
+
+    run(main())
+
+
+def test_the_http_speech_api_speaks_through_a_gateway(
+    tiny_server_voice: Voice, redis: RedisServer
+) -> None:
+    body = {"model": "tts-1", "voice": "en", "input": TEXTS[0], "response_format": "pcm"}
+
+    async def speech(app: App) -> np.ndarray:
+        def post() -> bytes:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{app.port}/v1/audio/speech",
+                data=json.dumps(body | {"seed": 5}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return bytes(r.read())
+
+        data = await asyncio.get_running_loop().run_in_executor(None, post)
+        return np.frombuffer(data, np.int16).astype(np.int32)
+
+    async def main() -> None:
+        async with run_server(tiny_server_voice) as alone:
+            expected = await speech(alone)
+        async with cluster(tiny_server_voice, redis) as (gateways, _):
+            got = await speech(gateways[0])
+        assert len(got) == len(expected) > 0
+        assert np.abs(got - expected).max() <= 2  # 16-bit rounding of the same samples
 
     run(main())
 
