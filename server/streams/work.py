@@ -112,6 +112,7 @@ class WorkQueue:
         self.max_deliveries = max_deliveries
         self.retry_after_s = retry_after_s
         self._clock = clock
+        self._add = redis.register_script(_ADD_UNDER_CAP)
 
     async def submit(
         self,
@@ -123,20 +124,20 @@ class WorkQueue:
 
         Raises:
             ValueError: Unknown priority, or a field name starting with ``_`` (reserved).
-            Overloaded: The stream holds ``cap`` entries (the check is not atomic across
-                gateways: they may overshoot it together, ``maxlen`` bounds that).
+            Overloaded: The stream holds ``cap`` entries (checked and added in one
+                script: gateways submitting together cannot overshoot it).
             StreamsUnavailable: Redis cannot be reached.
         """
         key = _key_of(priority)
         payload: dict[Any, Any] = _user_fields(job)
         if deadline is not None:
             payload[_DEADLINE] = repr(float(deadline))
+        flat = [part for pair in payload.items() for part in pair]
         async with _reachable("submit"):
-            length = await self._redis.xlen(key)
-            if length >= self.cap:
-                raise Overloaded(priority, length, self.cap, self.retry_after_s)
-            entry = await self._redis.xadd(key, payload, maxlen=self.maxlen, approximate=True)
-        return JobId(f"{priority}/{_text(entry)}")
+            reply = await self._add(keys=[key], args=[self.cap, self.maxlen, *flat])
+        if isinstance(reply, int):
+            raise Overloaded(priority, reply, self.cap, self.retry_after_s)
+        return JobId(f"{priority}/{_text(reply)}")
 
     async def pull(self, consumer: str, max_items: int, block_ms: int = 0) -> Pulled:
         """Take up to ``max_items`` new entries, realtime before normal before bulk.
@@ -392,6 +393,17 @@ async def watch_depth(
             depth = None
         seen(depth)
         await asyncio.sleep(every_s)
+
+
+_ADD_UNDER_CAP = """
+local length = redis.call('XLEN', KEYS[1])
+if length >= tonumber(ARGV[1]) then
+  return length
+end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+"""
+"""XADD unless the stream holds ``cap`` entries already (then its length): one round
+trip, and atomic, so gateways submitting at once cannot overshoot the cap together."""
 
 
 def _group_ids(ids: Iterable[JobId]) -> dict[Priority, list[str]]:

@@ -203,6 +203,25 @@ def test_submit_over_the_cap_raises_overloaded(server) -> None:
     assert (error.priority, error.length, error.cap, error.retry_after_s) == ("bulk", 2, 2, 0.5)
 
 
+def test_gateways_submitting_together_never_overshoot_the_cap(server) -> None:
+    async def body(redis):
+        # Four gateways (clients of their own), twenty sentences at once, room for five.
+        clients = [connect(server.url) for _ in range(4)]
+        queues = [WorkQueue(c, cap=5) for c in clients]
+        try:
+            tries = [queues[i % 4].submit(job(str(i))) for i in range(20)]
+            outcomes = await asyncio.gather(*tries, return_exceptions=True)
+            return outcomes, await redis.xlen(work_key("normal"))
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    outcomes, length = run(server.url, body)
+    refused = [o for o in outcomes if isinstance(o, Overloaded)]
+    assert len(refused) == 15 and length == 5
+    assert all(isinstance(o, str) for o in outcomes if not isinstance(o, Overloaded))
+
+
 def test_pull_waits_for_work_and_wakes_when_it_arrives(server) -> None:
     async def body(redis):
         queue = WorkQueue(redis)
