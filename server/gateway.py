@@ -119,6 +119,11 @@ class RemotePerformance:
         if chunk.status is not None:
             self.fail(chunk.status, chunk.reason, result.sentence)
             return
+        if chunk.started:  # a worker began the sentence: ``started`` goes out
+            job = self.jobs.get(result.sentence)
+            if job is not None:
+                job.sink.job_started(job, 0.0)
+            return
         final = FinalChunk(chunk.samples, result.sentence, result.last, chunk.marks)
         self._held.setdefault(result.sentence, []).append((result, final))
         while self._next in self._held and not self.finished:

@@ -49,7 +49,14 @@ from .streams import (
     watch_depth,
     work_key,
 )
-from .streams.jobs import SentenceJob, Status, chunk_fields, read_job, status_fields
+from .streams.jobs import (
+    SentenceJob,
+    Status,
+    chunk_fields,
+    read_job,
+    started_fields,
+    status_fields,
+)
 
 __all__ = ["Worker"]
 
@@ -296,6 +303,12 @@ class Worker:
 
     # -- results ---------------------------------------------------------------------
 
+    def on_started(self, item: _Item) -> None:
+        """The batcher began the sentence: its chunk 0 tells the gateway (loop thread)."""
+        if not item.done and item.chunks == 0:
+            self._outbox.put_nowait((item, 0, started_fields(), False))
+            item.chunks = 1
+
     def on_audio(self, item: _Item, chunk: FinalChunk) -> None:
         """A chunk of the sentence's final audio (loop thread)."""
         if item.done:
@@ -407,7 +420,7 @@ class _Sink:
         self._item = item
 
     def job_started(self, job: Job, queue_s: float) -> None:
-        pass
+        self._worker.on_started(self._item)
 
     def job_failed(
         self, job: Job, status: FailStatus, reason: str, retry_after_s: float | None = None

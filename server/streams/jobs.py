@@ -9,7 +9,8 @@ its marks counted from its own first sample (the gateway moves them into place).
 
 A result is one chunk of final audio (float32 at the engine's rate, exactly as the
 engine made it) with the sentence's marks on its first chunk, or a status
-(``expired``, ``failed``) that ends the sentence.
+(``expired``, ``failed``) that ends the sentence. A sentence's chunk 0 says that the
+worker's batcher began it (the gateway's ``started``), its audio follows from chunk 1.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..marks import marks_from_list, marks_to_list
 from .base import AUDIO, MARKS
 
 __all__ = [
+    "STARTED",
     "STATUS",
     "Chunk",
     "SentenceJob",
@@ -35,9 +37,12 @@ __all__ = [
     "job_fields",
     "read_chunk",
     "read_job",
+    "started_fields",
     "status_fields",
 ]
 
+STARTED: Final = "started"
+"""Result field of a sentence's chunk 0: the worker's batcher began it."""
 STATUS: Final = "status"
 """Result field that ends a sentence without audio: ``expired`` or ``failed``."""
 _REASON: Final = "reason"
@@ -129,6 +134,8 @@ class Chunk:
     status: Status | None = None
     """Set: the sentence ended without (more) audio, for ``reason``."""
     reason: str = ""
+    started: bool = False
+    """The worker began the sentence (no audio in this one)."""
 
 
 def chunk_fields(samples: np.ndarray, marks: SentenceMarks | None) -> dict[str, bytes]:
@@ -137,6 +144,11 @@ def chunk_fields(samples: np.ndarray, marks: SentenceMarks | None) -> dict[str, 
     if marks is not None:
         out[MARKS] = msgpack.packb(marks_to_list(marks), use_bin_type=True)
     return out
+
+
+def started_fields() -> dict[str, bytes]:
+    """A sentence's chunk 0: the worker's batcher began it."""
+    return {STARTED: b"1"}
 
 
 def status_fields(status: Status, reason: str) -> dict[str, bytes]:
@@ -150,6 +162,8 @@ def read_chunk(entry: dict[str, bytes]) -> Chunk:
     Raises:
         ValueError: malformed.
     """
+    if STARTED in entry:
+        return Chunk(np.zeros(0, np.float32), None, started=True)
     status = entry.get(STATUS)
     if status is not None:
         if status not in (b"expired", b"failed"):

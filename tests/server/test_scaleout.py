@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from voxlive.engine.voice import Voice
-from voxlive.protocol.codec import encode_client
+from voxlive.protocol.codec import decode_server, encode_client
 from voxlive.protocol.messages import (
     Append,
     AudioSpec,
@@ -32,6 +32,7 @@ from voxlive.protocol.messages import (
     Marks,
     Speak,
     SpeakOptions,
+    Started,
 )
 from voxlive.protocol.types import UtteranceId
 from voxlive.server.app import App
@@ -296,14 +297,92 @@ def metric(text: str, name: str) -> float:
     raise AssertionError(f"no {name} in /metrics")
 
 
-def test_done_is_the_same_message(tiny_server_voice: Voice, redis: RedisServer) -> None:
-    """``done`` of a gateway's utterance reports what ``--role all`` does."""
+def test_started_comes_when_a_worker_begins_before_the_audio(
+    tiny_server_voice: Voice, redis: RedisServer
+) -> None:
+    """``started`` (with its ``queue_ms``) when the worker's batcher began the sentence,
+    before the first frame, as with ``--role all``; ``done`` reports the same figures."""
 
     async def main() -> None:
         async with cluster(tiny_server_voice, redis) as (gateways, _):
-            got = await speak_all(gateways[0], TEXTS[:1])
-        _, done, _, _ = got["u0"]
-        assert isinstance(done, Done)
-        assert done.samples > 0 and done.first_audio_ms is not None
+            ws = await open_session(gateways[0])
+            await ws.send(encode_client(Speak(UtteranceId("u"), TEXTS[0], SpeakOptions())))
+            seen: list[Any] = []
+            async with asyncio.timeout(30):
+                while not any(isinstance(m, Done) for m in seen):
+                    seen.append(decode_server(await ws.recv()))
+            await ws.close()
+        kinds = [type(m).__name__ for m in seen]
+        assert kinds.index("Started") < kinds.index("AudioFrame")
+        started = next(m for m in seen if isinstance(m, Started))
+        done = next(m for m in seen if isinstance(m, Done))
+        assert done.status == "completed" and done.samples > 0
+        assert done.first_audio_ms is not None and 0 <= started.queue_ms <= done.first_audio_ms
 
     run(main())
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def job_started(self, job: Any, queue_s: float) -> None:
+        self.events.append(f"started {job.request.index}")
+
+    def job_failed(self, job: Any, status: str, reason: str, retry_after_s: Any = None) -> None:
+        self.events.append(f"failed {status}")
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.chunks: list[Any] = []
+
+    def audio(self, chunk: Any) -> None:
+        self.chunks.append(chunk)
+
+    def failed(self, reason: str) -> None:
+        raise AssertionError(reason)
+
+
+class _Batcher:
+    def completed(self, performance: Any) -> None:
+        pass
+
+    def cancelled(self, performance: Any) -> None:
+        pass
+
+
+def test_a_remote_performance_puts_sentences_in_order_and_marks_in_place() -> None:
+    """Sentence 1's chunks wait for sentence 0's; chunk 0 of each is its ``started``; marks
+    move by the samples before their sentence; the closing chunk follows the last."""
+    from voxlive.engine.interface import Controls, Sentence, SentenceMarks, SentenceRequest, Timed
+    from voxlive.server.batcher import Job
+    from voxlive.server.gateway import RemotePerformance
+    from voxlive.server.streams import Result
+    from voxlive.server.streams.jobs import chunk_fields, started_fields
+
+    sink, listener = _Sink(), _Listener()
+    performance = RemotePerformance(_Batcher(), "g:1", Controls(), listener)  # type: ignore[arg-type]
+    sentence = Sentence("a", ["a"], [1], ["a"])
+    for i in range(2):
+        request = SentenceRequest(performance, i, sentence)
+        performance.jobs[i] = Job(request=request, sink=sink, owner=None, session="s")  # type: ignore[arg-type]
+    marks = SentenceMarks(0, (Timed("a", 0, 3),), ())
+
+    def result(sentence: int, chunk: int, fields: dict[str, bytes], last: bool = False) -> Result:
+        return Result("g:1", sentence, chunk, 1, last, fields)
+
+    ones = np.ones(3, np.float32)
+    performance.result(result(1, 0, started_fields()))
+    performance.result(result(1, 1, chunk_fields(2 * ones, marks), last=True))
+    assert listener.chunks == []  # sentence 1 waits for sentence 0
+    performance.result(result(0, 0, started_fields()))
+    performance.result(result(0, 1, chunk_fields(ones, marks)))
+    performance.result(result(0, 2, chunk_fields(ones, None), last=True))
+    performance.end(2)
+    assert sink.events == ["started 1", "started 0"]
+    samples = [c.samples.tolist() for c in listener.chunks]
+    assert samples == [[1.0] * 3, [1.0] * 3, [2.0] * 3, []]
+    assert [c.marks.start if c.marks else None for c in listener.chunks] == [0, None, 6, None]
+    assert listener.chunks[2].marks.words == (Timed("a", 6, 9),)
+    assert listener.chunks[-1].end and performance.finished
