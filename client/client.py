@@ -120,6 +120,7 @@ class SpeakKwargs(TypedDict, total=False):
     deadline_ms: int | None
     timestamps: bool
     seed: int | None
+    cache: bool
 
 
 class _Connecting:
@@ -287,7 +288,8 @@ class Client:
             **options: ``emotion`` (a name of ``welcome.capabilities.emotions`` or a
                 synonym, any case), ``intensity`` (0–1), ``speed`` (0.25–4), ``pitch``
                 (semitones, −12–12), ``volume`` (dB, −30–12), ``seed``, ``priority``,
-                ``deadline_ms``, ``timestamps``, … (see ``SpeakOptions`` and SPEC.md
+                ``deadline_ms``, ``timestamps``, ``cache`` (False: never a replay of
+                a repeated line), … (see ``SpeakOptions`` and SPEC.md
                 §4.4). The server checks them: an emotion or option it does not support
                 ends the utterance with an ``unsupported`` error and ``done`` (failed).
 

@@ -200,3 +200,20 @@ def test_a_danmaku_load_reports_the_servers_cache_hits(capsys) -> None:
     # every miss began its sentence once: the hits never reached the engine
     assert len(engine.begun) == cache["misses"]
     assert "cache:" in format_report(report) and "hits" in format_report(report)
+
+
+def test_a_plain_load_is_synthesized_though_its_lines_come_round_again() -> None:
+    """Without ``--repeat-share`` every utterance reaches the engine: the bench measures
+    synthesis, not replays of the few sentences it cycles through."""
+    from ..fakes import FakeEngine, FakeSpeaker
+
+    engine = FakeEngine()
+
+    async def main():
+        async with run_server(engine, FakeSpeaker()) as app:
+            return await run_load(url(app), 2, 6, None, ["One line.", "Another line."])
+
+    report = run(main())
+    assert report["completed"] == 12
+    assert report["cache"] == {"hits": 0, "misses": 0, "hit_ratio": None}
+    assert len(engine.begun) == 12

@@ -149,9 +149,14 @@ def _plan(
     repeat_lines: int,
     rng: random.Random,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Each utterance's text and speak options, in the order the loops send them."""
+    """Each utterance's text and speak options, in the order the loops send them.
+
+    Fresh utterances are synthesized (``cache: false``): the load's sentences come round
+    again, and a server would otherwise replay them from its cache of repeated lines.
+    """
     if not repeat_share:
-        return [(texts[k % len(texts)], kinds[k % len(kinds)]) for k in range(total)]
+        fresh = [kind | {"cache": False} for kind in kinds]
+        return [(texts[k % len(texts)], fresh[k % len(fresh)]) for k in range(total)]
     common = texts[:repeat_lines]
     plan = []
     for k in range(total):
