@@ -63,8 +63,6 @@ __all__ = ["RemoteBatcher", "RemoteEngine", "RemotePerformance"]
 
 logger = logging.getLogger(__name__)
 
-DEPTH_EVERY_S: Final = 2.0
-"""How often a gateway reads the work streams' depth (metrics, readiness)."""
 RETRY_AFTER_S: Final = 1.0
 """``retry_after_ms`` of an ``unavailable`` while Redis is out of reach."""
 
@@ -235,7 +233,7 @@ class RemoteBatcher:
             loop.create_task(self._send(), name="voxlive-gateway-send"),
             loop.create_task(self._pump(), name="voxlive-gateway-results"),
             loop.create_task(
-                watch_depth(self.work, DEPTH_EVERY_S, self._depth_read),
+                watch_depth(self.work, self._depth_read),
                 name="voxlive-gateway-depth",
             ),
         ]

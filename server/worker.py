@@ -64,7 +64,6 @@ logger = logging.getLogger(__name__)
 
 RETRY_S: Final = 0.25
 """Pause before calling Redis again after it could not be reached."""
-DEPTH_EVERY_S: Final = 2.0
 
 
 @dataclass(eq=False)
@@ -149,9 +148,7 @@ class Worker:
             loop.create_task(self._send(), name="voxlive-worker-send"),
             loop.create_task(self._keep(), name="voxlive-worker-claims"),
             loop.create_task(self._watch_cancels(), name="voxlive-worker-cancels"),
-            loop.create_task(
-                watch_depth(self.work, DEPTH_EVERY_S, self._depth_read), name="voxlive-worker-depth"
-            ),
+            loop.create_task(watch_depth(self.work, self._depth_read), name="voxlive-worker-depth"),
         ]
         logger.info("worker %s pulling up to %d sentences", self.consumer, self.capacity)
 

@@ -381,11 +381,12 @@ class WorkQueue:
 
 async def watch_depth(
     queue: WorkQueue,
-    every_s: float,
     seen: Callable[[dict[Priority, QueueDepth] | None], None],
+    every_s: float = 2.0,
 ) -> None:
-    """Read the work streams' depth every ``every_s`` until cancelled; ``seen`` gets each
-    reading, or ``None`` when Redis could not be reached."""
+    """Read the work streams' depth every ``every_s`` until cancelled (gateways' and
+    workers' metrics); ``seen`` gets each reading, or ``None`` when Redis could not be
+    reached."""
     while True:
         try:
             depth: dict[Priority, QueueDepth] | None = await queue.depth()
