@@ -26,6 +26,7 @@ from .interface import (
     SentenceMarks,
     SentenceRequest,
     Timed,
+    alone,
 )
 from .resample import StreamResampler
 from .visemes import moved
@@ -39,11 +40,13 @@ __all__ = ["MultiPerformance"]
 class _Group:
     """Consecutive sentences of one voice: a performance of that voice's engine."""
 
-    def __init__(self, owner: MultiPerformance, voice: str, engine: Engine, rate: int) -> None:
+    def __init__(
+        self, owner: MultiPerformance, voice: str, engine: Engine, rate: int, first: int = 0
+    ) -> None:
         self.owner = owner
         self.voice = voice
         self.engine = engine
-        self.first = 0  # the utterance's index of its first sentence
+        self.first = first  # the utterance's index of its first sentence
         self.count = 0  # sentences routed to it
         self.ended = False  # its performance knows its count
         self.pending: list[FinalChunk] = []  # output waiting for the groups before it
@@ -52,7 +55,12 @@ class _Group:
         self.resampler = (
             None if engine.sample_rate == rate else StreamResampler(engine.sample_rate, rate)
         )
-        self.performance: Performance = engine.perform(owner.controls_for(engine), self)
+        # Its sentence i is the utterance's sentence first + i, and draws that one's noise
+        # (``interface.alone``): a sentence sounds the same whichever voice spoke before
+        # it, and performed alone (a scale-out worker) as in its utterance.
+        self.performance: Performance = engine.perform(
+            alone(owner.controls_for(engine), first), self
+        )
 
     # Listener: on whatever thread the voice's engine delivers from.
     def audio(self, chunk: FinalChunk) -> None:
@@ -122,9 +130,12 @@ class MultiPerformance:
             if group is None or group.engine is not engine:
                 if group is not None and group.closing():
                     closing.append(group)
-                group = self._spare.pop(id(engine), None) or _Group(
-                    self, voice, engine, self.engine.sample_rate
-                )
+                group = self._spare.pop(id(engine), None)
+                if group is not None and index and self.controls.seed is not None:
+                    group.performance.cancel()  # made for sentence 0's noise
+                    group = None
+                if group is None:
+                    group = _Group(self, voice, engine, self.engine.sample_rate, index)
                 group.first = index
                 if self._playing == len(self._groups):  # every earlier group has played
                     group.base = self._emitted

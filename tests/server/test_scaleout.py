@@ -386,3 +386,54 @@ def test_a_remote_performance_puts_sentences_in_order_and_marks_in_place() -> No
     assert [c.marks.start if c.marks else None for c in listener.chunks] == [0, None, 6, None]
     assert listener.chunks[2].marks.words == (Timed("a", 6, 9),)
     assert listener.chunks[-1].end and performance.finished
+
+
+@pytest.mark.slow
+def test_chinese_and_mixed_text_speak_through_a_gateway_as_role_all(
+    server_voice: Voice, mandarin: Any, redis: RedisServer
+) -> None:
+    """Danmaku through a gateway: a Chinese comment and a mixed one, whose language runs
+    are sentences of their own voices on the worker. The Mandarin voice is resampled to
+    the utterance's rate sentence by sentence on a worker, across the whole utterance
+    with ``--role all``: the first sentence is the same, later ones the same speech up to
+    a sample's phase (docs/scale-out.md)."""
+    from voxlive.engine.multivoice import MultiVoiceEngine
+    from voxlive.engine.vits import VitsEngine
+
+    engine = MultiVoiceEngine([VitsEngine(server_voice), mandarin], default="en")
+    texts = {"zh": "感谢老板送的火箭！谢谢大家。", "mixed": "Thank you 谢谢 for the gift!"}
+
+    async def speak(app: App) -> dict[str, tuple[np.ndarray, list[Marks]]]:
+        ws = await open_session(app, AudioSpec(format="f32le"))
+        for uid, text in texts.items():
+            options = SpeakOptions(seed=9, lang="auto", timestamps=True)
+            await ws.send(encode_client(Speak(UtteranceId(uid), text, options)))
+        messages, frames, done = await collect(ws, set(texts), timeout=120)
+        await ws.close()
+        out = {}
+        for uid, d in done.items():
+            assert d.status == "completed" and d.stream is not None, d
+            pcm = np.frombuffer(b"".join(bytes(f.pcm) for f in frames[d.stream]), np.float32)
+            marks = [replace(m, stream=0) for m in messages if isinstance(m, Marks) and m.id == uid]
+            out[uid] = (pcm, marks)
+        return out
+
+    async def main() -> None:
+        async with run_server(engine) as alone:
+            expected = await speak(alone)
+        async with cluster(engine, redis) as (gateways, _):  # type: ignore[arg-type]
+            got = await speak(gateways[0])
+        for uid in texts:
+            (pcm, marks), (want, want_marks) = got[uid], expected[uid]
+            sentences = len(want_marks)
+            assert sentences >= 2 and len(marks) == sentences, uid
+            assert abs(len(pcm) - len(want)) < sentences, uid
+            first = marks[1].offset - 1000  # the first sentence, but the resampler's reach
+            np.testing.assert_allclose(pcm[:first], want[:first], atol=1e-3, err_msg=uid)
+            for m, w in zip(marks, want_marks, strict=True):
+                assert [x.text for x in m.words] == [x.text for x in w.words], uid
+                assert abs(m.offset - w.offset) < sentences, uid
+                for a, b in zip(m.words, w.words, strict=True):
+                    assert abs(a.start - b.start) < sentences + 1, (uid, a, b)
+
+    run(main())
