@@ -428,8 +428,9 @@ def test_chinese_and_mixed_text_speak_through_a_gateway_as_role_all(
             sentences = len(want_marks)
             assert sentences >= 2 and len(marks) == sentences, uid
             assert abs(len(pcm) - len(want)) < sentences, uid
-            first = marks[1].offset - 1000  # the first sentence, but the resampler's reach
-            np.testing.assert_allclose(pcm[:first], want[:first], atol=1e-3, err_msg=uid)
+            first = marks[1].offset  # the first sentence: the same but at the seam, where
+            diff = np.abs(pcm[:first] - want[:first])  # the resampler's filter ends
+            assert diff.max() < 0.02 and np.mean(diff > 1e-3) < 0.001, (uid, diff.max())
             for m, w in zip(marks, want_marks, strict=True):
                 assert [x.text for x in m.words] == [x.text for x in w.words], uid
                 assert abs(m.offset - w.offset) < sentences, uid
