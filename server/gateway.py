@@ -48,6 +48,7 @@ from voxlive.protocol.types import PRIORITIES, Priority
 from .batcher import FailStatus, Job
 from .marks import shift_marks
 from .streams import (
+    REDIS_RETRY_S,
     CancelFeed,
     Overloaded,
     QueueDepth,
@@ -363,7 +364,7 @@ class RemoteBatcher:
                 results = await self.reader.read(block_ms=1000)
             except StreamsUnavailable:
                 self._down()
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(REDIS_RETRY_S)
                 continue
             self._back()
             for result in results:

@@ -23,7 +23,6 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Final
 
 import redis.asyncio as aioredis
 
@@ -39,6 +38,7 @@ from voxlive.protocol.types import PRIORITIES, Priority
 from .batcher import Batcher, FailStatus, Job
 from .streams import (
     GROUP,
+    REDIS_RETRY_S,
     CancelFeed,
     Pulled,
     QueueDepth,
@@ -61,9 +61,6 @@ from .streams.jobs import (
 __all__ = ["Worker"]
 
 logger = logging.getLogger(__name__)
-
-RETRY_S: Final = 0.25
-"""Pause before calling Redis again after it could not be reached."""
 
 
 @dataclass(eq=False)
@@ -195,7 +192,7 @@ class Worker:
                 pulled = await self.work.pull(self.consumer, room, block_ms=1000)
             except StreamsUnavailable:
                 self._down()
-                await asyncio.sleep(RETRY_S)
+                await asyncio.sleep(REDIS_RETRY_S)
                 continue
             self.up = True
             self.pulled += len(pulled.items)
@@ -367,7 +364,7 @@ class Worker:
                     # Results wait for Redis (the gateway fails its utterances meanwhile;
                     # a late result for them is dropped there).
                     self._down()
-                    await asyncio.sleep(RETRY_S)
+                    await asyncio.sleep(REDIS_RETRY_S)
 
     async def _watch_cancels(self) -> None:
         while True:
@@ -375,7 +372,7 @@ class Worker:
                 cancelled = await self.cancels.poll(block_ms=1000)
             except StreamsUnavailable:
                 self._down()
-                await asyncio.sleep(RETRY_S)
+                await asyncio.sleep(REDIS_RETRY_S)
                 continue
             for utterance in cancelled:
                 for item in list(self.items.values()):

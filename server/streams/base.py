@@ -24,6 +24,8 @@ AUDIO: Final = "audio"
 """Result field of raw PCM bytes (the worker's format: float32 or int16)."""
 MARKS: Final = "marks"
 """Result field of marks, msgpack (:func:`pack_marks`)."""
+REDIS_RETRY_S: Final = 0.25
+"""Gateways' and workers' pause before calling Redis again after it could not be reached."""
 BLOCK_SLICE_MS: Final = 1000
 """Longest single blocking read: below the client's socket timeout, so a hung Redis
 is told apart from an idle one."""
