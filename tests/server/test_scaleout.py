@@ -214,6 +214,10 @@ def test_a_full_work_stream_answers_overloaded(
             async with asyncio.timeout(10):
                 while not (isinstance(batcher, RemoteBatcher) and batcher.submitted):
                     await asyncio.sleep(0.02)
+            waiting = 'voxlive_work_queue_waiting{priority="normal"} 1.0'
+            async with asyncio.timeout(10):  # the next depth reading shows it (every 2 s)
+                while waiting not in (await http_get(gateway, "/metrics"))[1]:
+                    await asyncio.sleep(0.1)
             await ws.send(encode_client(Speak(UtteranceId("full"), TEXTS[2], SpeakOptions())))
             messages, _, done = await collect(ws, {"full"})
             await ws.send(encode_client(Cancel(UtteranceId("waits"))))
@@ -277,7 +281,6 @@ def test_metrics_show_the_work_streams(tiny_server_voice: Voice, redis: RedisSer
     async def main() -> None:
         async with cluster(tiny_server_voice, redis) as (gateways, workers):
             await speak_all(gateways[0], TEXTS[:2])
-            await asyncio.sleep(2.5)  # one depth reading after the work
             _, gateway = await http_get(gateways[0], "/metrics")
             _, worker = await http_get(workers[0], "/metrics")
             status, _ = await http_get(workers[0], "/")
